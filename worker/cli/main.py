@@ -12,6 +12,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.route_cmd",
     "worker.cli.rules_cmd",
     "worker.cli.emulator_cmd",
+    "worker.cli.client_cmd",
+    "worker.cli.worker_cmd",
+    "worker.cli.demo_cmd",
 )
 
 

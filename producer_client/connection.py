@@ -1,0 +1,56 @@
+"""Redis connections from ``REDIS_URL``: TLS (``rediss://``), AUTH/ACL users, bounded waits.
+
+A producer must get a clear error, not a hang, when Redis is down: every socket has a timeout,
+and a dropped connection is retried a few times with backoff before ``RedisUnavailable``.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url(env: dict[str, str] | None = None) -> str:
+    return (env if env is not None else dict(os.environ)).get("REDIS_URL", DEFAULT_URL)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def connect(
+    url: str,
+    *,
+    connect_timeout_s: float = 2.0,
+    socket_timeout_s: float | None = 10.0,
+    retries: int = 3,
+    max_connections: int | None = None,
+    redis_class: type[Redis] = Redis,
+) -> Redis:
+    """A pooled async client; connections open lazily, so this never blocks."""
+    client: Redis = redis_class.from_url(
+        url,
+        socket_connect_timeout=connect_timeout_s,
+        socket_timeout=socket_timeout_s,
+        socket_keepalive=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        health_check_interval=30,
+        max_connections=max_connections,
+    )
+    return client

@@ -1,0 +1,222 @@
+"""Budget accounting in Redis: reserve worst case first, settle actual cost after, never leak.
+
+Gateways that check spend, call the model, then record it overshoot caps under concurrency (every
+request sees the same remaining budget) and leak holds when requests die. Here a reservation is
+taken atomically on every applicable counter *before* the call (one Lua script: all or nothing),
+and replaced by the actual cost afterwards (one Lua script, idempotent per job id). A worker that
+dies mid-call leaves a lease behind; :meth:`BudgetLedger.reclaim_expired` closes it by charging
+the full reservation, the conservative choice when nobody can say what was spent.
+
+Per job: one round trip to reserve, one to settle. All times come from the Redis clock, so
+workers with skewed clocks agree on lease expiry. The scripts touch keys they read from the
+reservation, so they need a single Redis node (not a cluster).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+from redis.asyncio import Redis
+
+from worker.budget import lua, replies
+from worker.budget.lines import BudgetLine
+from worker.budget.records import BudgetAlert, BudgetState, Reservation, Settlement
+
+AlertHook = Callable[[Sequence[BudgetAlert]], Awaitable[None]]
+
+# Lua compares amounts as doubles; keep every amount exactly representable.
+MAX_AMOUNT_NANO: Final = 2**53 - 1
+SETTLED_KEEP_S: Final = 7 * 86_400
+_STATE_FIELDS: Final = ("spent", "reserved", "limit", "name", "scope", "window")
+
+
+class BudgetLedger:
+    """Reserve / settle / release / reclaim against the budget counters of one key prefix.
+
+    ``on_alerts`` (e.g. ``AlertSink.emit``) is awaited with the threshold crossings caused by a
+    settle, release or reclaim; they are also always appended to the ``budget:alerts`` stream.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "routeq:",
+        lease_s: float = 600.0,
+        keep_s: int = SETTLED_KEEP_S,
+        on_alerts: AlertHook | None = None,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.lease_s = lease_s
+        self.keep_s = keep_s
+        self.on_alerts = on_alerts
+        self._reserve = redis.register_script(lua.load("reserve"))
+        self._settle = redis.register_script(lua.load("settle"))
+        self._reclaim = redis.register_script(lua.load("reclaim"))
+        self._extend = redis.register_script(lua.load("extend"))
+        self._reset = redis.register_script(lua.load("reset"))
+
+    def resv_key(self, job_id: str) -> str:
+        return f"{self.prefix}resv:{job_id}"
+
+    @property
+    def leases_key(self) -> str:
+        """Sorted set of open reservations' job ids, scored by lease deadline (unix ms)."""
+        return f"{self.prefix}resv-leases"
+
+    @property
+    def alerts_key(self) -> str:
+        return f"{self.prefix}budget:alerts"
+
+    async def reserve(
+        self,
+        job_id: str,
+        lines: Sequence[BudgetLine],
+        amount_nano: int,
+        *,
+        lease_s: float | None = None,
+    ) -> Reservation:
+        """Hold ``amount_nano`` on every line, or on none (``ok=False`` names the first short).
+
+        Idempotent per job id: an existing reservation comes back unchanged with ``replayed``.
+        With no lines nothing is stored and nothing is sent (``state="none"``).
+        """
+        _check_job(job_id)
+        _check_amount("amount_nano", amount_nano)
+        if not lines:
+            return Reservation(job_id, ok=True, state="none", amount_nano=amount_nano)
+        keys = [line.key for line in lines]
+        if len(set(keys)) != len(keys):
+            raise ValueError("budget lines must have distinct keys")
+        lease_ms = max(1, round((self.lease_s if lease_s is None else lease_s) * 1000))
+        args: list[str | int] = [job_id, amount_nano, lease_ms, self.keep_s]
+        for line in lines:
+            expire = "" if line.expire_at is None else line.expire_at
+            alerts = ",".join(map(str, line.alerts))
+            args += [line.limit_nano, expire, line.name, line.scope, line.window, alerts]
+        reply = await self._reserve(keys=[self.resv_key(job_id), self.leases_key, *keys], args=args)
+        return replies.reservation(job_id, amount_nano, lines, reply)
+
+    async def settle(self, job_id: str, actual_nano: int) -> Settlement:
+        """Replace the job's reservation by ``actual_nano`` on each of its counters.
+
+        The actual cost is charged even above the reservation (``overrun_nano``): it was spent.
+        A second settle returns the first outcome and changes nothing. After a reclaim, only the
+        part of ``actual_nano`` above the already-charged reservation is added, once.
+        No reservation (no budget applied) → ``state="none"``.
+        """
+        _check_job(job_id)
+        _check_amount("actual_nano", actual_nano)
+        keys = [self.resv_key(job_id), self.leases_key, self.alerts_key]
+        reply = await self._settle(keys=keys, args=[job_id, actual_nano, self.keep_s])
+        result = replies.settlement(job_id, reply)
+        await self._emit(result.alerts)
+        return result
+
+    async def release(self, job_id: str) -> Settlement:
+        """Settle at zero: the job was cancelled or failed before anything was billed."""
+        return await self.settle(job_id, 0)
+
+    async def reclaim_expired(self, now: float | None = None, limit: int = 100) -> list[str]:
+        """Close up to ``limit`` reservations whose lease ended before ``now`` (unix s; default:
+        the Redis clock), charging each its full reservation. Returns their job ids.
+
+        Run it periodically from one or more workers; concurrent runs never double-charge.
+        """
+        now_ms = "" if now is None else str(int(now * 1000))
+        reply = await self._reclaim(
+            keys=[self.leases_key, self.alerts_key],
+            args=[f"{self.prefix}resv:", now_ms, limit, self.keep_s],
+        )
+        await self._emit(replies.alerts(reply[1]))
+        return [replies.text(job_id) for job_id in reply[0]]
+
+    async def extend(self, job_id: str, lease_s: float) -> bool:
+        """Move an open reservation's lease deadline to now + ``lease_s``; False if not open."""
+        lease_ms = max(1, round(lease_s * 1000))
+        keys = [self.resv_key(job_id), self.leases_key]
+        return bool(await self._extend(keys=keys, args=[job_id, lease_ms, self.keep_s]))
+
+    async def state(self, lines: Sequence[BudgetLine]) -> list[BudgetState]:
+        """Current spent / reserved of each line, limits from the lines (one round trip)."""
+        if not lines:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for line in lines:
+                pipe.hmget(line.key, ["spent", "reserved"])
+            rows: list[list[Any]] = await pipe.execute()
+        return [
+            BudgetState(
+                key=line.key,
+                name=line.name,
+                scope=line.scope,
+                window=line.window,
+                spent_nano=int(spent or 0),
+                reserved_nano=int(reserved or 0),
+                limit_nano=line.limit_nano,
+            )
+            for line, (spent, reserved) in zip(lines, rows, strict=True)
+        ]
+
+    async def status_all(self) -> list[BudgetState]:
+        """Every budget counter under the prefix, sorted by key (SCAN: for operators, not jobs)."""
+        keys = await self._counter_keys()
+        rows: list[list[Any]] = []
+        for start in range(0, len(keys), 500):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[start : start + 500]:
+                    pipe.hmget(key, list(_STATE_FIELDS))
+                rows += await pipe.execute()
+        states: list[BudgetState] = []
+        for key, row in zip(keys, rows, strict=True):
+            spent, reserved, limit, name, scope, window = row
+            if name is None:  # not written by reserve: not a counter of ours
+                continue
+            states.append(
+                BudgetState(
+                    key=key,
+                    name=replies.text(name),
+                    scope=replies.text(scope),
+                    window=replies.text(window),
+                    spent_nano=int(spent or 0),
+                    reserved_nano=int(reserved or 0),
+                    limit_nano=int(limit or 0),
+                )
+            )
+        return states
+
+    async def reset(self, key_or_scope: str) -> int:
+        """Zero ``spent`` (keeping in-flight reservations) of the counters selected by a full key,
+        a budget name (``per-user``) or a scope value (``user:u-42``). Returns how many."""
+        if key_or_scope.startswith(f"{self.prefix}budget:"):
+            targets = [key_or_scope]
+        else:
+            targets = [s.key for s in await self.status_all() if key_or_scope in (s.name, s.scope)]
+        count = 0
+        for start in range(0, len(targets), 500):
+            count += int(await self._reset(keys=targets[start : start + 500], args=[]))
+        return count
+
+    async def _counter_keys(self) -> list[str]:
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "budget:*"
+        found = {
+            replies.text(key) async for key in self.redis.scan_iter(match=pattern, count=1000, _type="hash")
+        }
+        return sorted(found)
+
+    async def _emit(self, alerts: Sequence[BudgetAlert]) -> None:
+        if alerts and self.on_alerts is not None:
+            await self.on_alerts(alerts)
+
+
+def _check_job(job_id: str) -> None:
+    if not isinstance(job_id, str) or not job_id:
+        raise ValueError("job_id must be a non-empty string")
+
+
+def _check_amount(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_NANO:
+        raise ValueError(f"{name} must be an int of nano-USD in [0, 2**53), got {value!r}")

@@ -1,0 +1,76 @@
+"""Which budget counters one job touches: a :class:`BudgetLine` per applicable budget.
+
+A job is subject to a budget only when its context carries the budget's scope field: a job
+without ``user_id`` is not charged to a per-user budget (it still counts against ``global`` and
+any other budget whose field it has). ``None``, ``""`` and non-scalar values count as absent.
+Cap whatever must always be capped with a ``global`` (or tenant) budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from worker.budget.config import BudgetDef
+from worker.budget.windows import expire_at, window_id
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One counter a reservation charges, pinned to the window current at reservation time."""
+
+    name: str
+    scope: str  # scope value: "global", "user:u-42", "tags.region:eu"
+    window: str  # window id: "2026-11-22", "2026-W47", "total" ...
+    key: str  # "{prefix}budget:{name}:{scope}:{window}"
+    limit_nano: int
+    expire_at: int | None = None  # unix seconds; None keeps the counter forever
+    alerts: tuple[int, ...] = ()
+
+
+def scope_value(budget: BudgetDef, context: Mapping[str, Any]) -> str | None:
+    """``"global"``, ``"user:u-42"``, ``"tags.region:eu"``; ``None`` when the job is not subject."""
+    path = budget.field_path
+    if not path:
+        return "global"
+    value: Any = context
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    if isinstance(value, bool):
+        return f"{budget.scope}:{'true' if value else 'false'}"
+    if isinstance(value, int | float | str) and value != "":
+        return f"{budget.scope}:{value}"
+    return None
+
+
+def applicable(
+    budgets: Sequence[BudgetDef],
+    context: Mapping[str, Any],
+    now: datetime,
+    tz: tzinfo | str | None = None,
+    *,
+    prefix: str = "routeq:",
+) -> tuple[BudgetLine, ...]:
+    """The budget lines a job with ``context`` is subject to at ``now`` (aware) in ``tz``."""
+    lines: list[BudgetLine] = []
+    for budget in budgets:
+        scope = scope_value(budget, context)
+        if scope is None:
+            continue
+        window = window_id(budget.window, now, tz)
+        lines.append(
+            BudgetLine(
+                name=budget.name,
+                scope=scope,
+                window=window,
+                key=f"{prefix}budget:{budget.name}:{scope}:{window}",
+                limit_nano=budget.limit_nano,
+                expire_at=expire_at(budget.window, now, tz),
+                alerts=budget.alerts,
+            )
+        )
+    return tuple(lines)

@@ -1,0 +1,113 @@
+"""Routes of the emulator: OpenRouter's paths under ``/api/v1`` and control paths under ``/_emulator``.
+
+Control endpoints (no auth; loopback only) let tests change faults without a restart:
+``GET|PUT /_emulator/faults`` (the document of :mod:`worker.emulator.faults`),
+``GET /_emulator/stats``, ``POST /_emulator/reset`` (stats, usage, scripts and seed) and
+``GET /_emulator/health``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from worker.catalog import Catalog
+from worker.emulator.account import Account
+from worker.emulator.completions import CompletionHandler
+from worker.emulator.errors import ApiError, Rejected, bad_request
+from worker.emulator.faults import FaultConfig, FaultConfigError, FaultInjector
+from worker.emulator.http import Request, Response
+from worker.emulator.request import parse_json
+from worker.emulator.stats import Stats
+from worker.emulator.wire import json_response
+
+API_PREFIX = "/api/v1"
+CONTROL_PREFIX = "/_emulator"
+
+_Route = Callable[[Request], Awaitable[Response]]
+
+
+class EmulatorApp:
+    """The request handler given to :class:`worker.emulator.http.HttpServer`."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        faults: FaultConfig | None = None,
+        *,
+        api_key: str | None = None,
+        credit_limit: Decimal | None = None,
+        recent_limit: int = 200,
+    ) -> None:
+        self.catalog = catalog
+        self.faults = FaultInjector(faults)
+        self.account = Account(api_key, credit_limit)
+        self.stats = Stats(recent_limit)
+        completions = CompletionHandler(catalog, self.faults, self.account, self.stats)
+        self._routes: dict[tuple[str, str], _Route] = {
+            ("POST", f"{API_PREFIX}/chat/completions"): completions,
+            ("GET", f"{API_PREFIX}/models"): self._models,
+            ("GET", f"{API_PREFIX}/key"): self._key,
+            ("GET", f"{API_PREFIX}/auth/key"): self._key,
+            ("GET", f"{CONTROL_PREFIX}/faults"): self._get_faults,
+            ("PUT", f"{CONTROL_PREFIX}/faults"): self._put_faults,
+            ("GET", f"{CONTROL_PREFIX}/stats"): self._stats,
+            ("POST", f"{CONTROL_PREFIX}/reset"): self._reset,
+            ("GET", f"{CONTROL_PREFIX}/health"): self._health,
+        }
+        self._paths = {path for _, path in self._routes}
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        route = self._routes.get((request.method, path))
+        if route is not None:
+            return await route(request)
+        if path in self._paths:
+            return ApiError(405, f"Method {request.method} not allowed on {path}").response()
+        return ApiError(404, "Not Found", {"error_type": "not_found"}).response()
+
+    def set_faults(self, config: FaultConfig) -> None:
+        self.faults.configure(config)
+
+    def reset(self) -> None:
+        self.stats.reset()
+        self.account.reset()
+        self.faults.rewind()
+
+    async def _models(self, request: Request) -> Response:
+        return json_response(200, self.models_document())
+
+    def models_document(self) -> dict[str, Any]:
+        data = list(self.catalog.document.get("data", []))
+        return {"data": data, "total_count": len(data), "links": {"next": None}}
+
+    async def _key(self, request: Request) -> Response:
+        try:
+            key = self.account.authenticate(request.headers)
+        except Rejected as exc:
+            return exc.error.response()
+        return json_response(200, self.account.key_info(key))
+
+    async def _get_faults(self, request: Request) -> Response:
+        return json_response(200, self.faults.config.to_dict())
+
+    async def _put_faults(self, request: Request) -> Response:
+        try:
+            config = FaultConfig.from_dict(parse_json(request.body))
+        except Rejected as exc:
+            return exc.error.response()
+        except FaultConfigError as exc:
+            return bad_request(str(exc)).response()
+        self.set_faults(config)
+        return json_response(200, config.to_dict())
+
+    async def _stats(self, request: Request) -> Response:
+        return json_response(200, self.stats.snapshot())
+
+    async def _reset(self, request: Request) -> Response:
+        self.reset()
+        return json_response(200, {"ok": True})
+
+    async def _health(self, request: Request) -> Response:
+        return json_response(200, {"ok": True})

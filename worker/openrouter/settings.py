@@ -1,0 +1,78 @@
+"""Connection and retry settings for the OpenRouter client.
+
+One frozen value per worker process, built from the environment at start-up. The API key is
+kept out of ``repr`` (and so out of ``str``, tracebacks and logs that print the settings).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+
+
+@dataclass(frozen=True)
+class OpenRouterSettings:
+    """How to reach OpenRouter and how hard to try before giving up."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    referer: str | None = None
+    title: str | None = "routeq"
+    connect_timeout_s: float = 5.0
+    attempt_timeout_s: float = 60.0
+    max_retries: int = 2
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 8.0
+    max_retry_after_s: float = 30.0
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "attempt_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("backoff_base_s", "backoff_cap_s", "max_retry_after_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http(s) URL")
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> OpenRouterSettings:
+        """Read ``OPENROUTER_*`` variables; unset or empty ones keep the defaults."""
+        kwargs: dict[str, Any] = {}
+        text_vars = {
+            "OPENROUTER_API_KEY": "api_key",
+            "OPENROUTER_BASE_URL": "base_url",
+            "OPENROUTER_REFERER": "referer",
+            "OPENROUTER_TITLE": "title",
+        }
+        for var, name in text_vars.items():
+            value = env.get(var, "").strip()
+            if value:
+                kwargs[name] = value
+        number_vars: dict[str, tuple[str, type[int] | type[float]]] = {
+            "OPENROUTER_TIMEOUT_S": ("attempt_timeout_s", float),
+            "OPENROUTER_MAX_RETRIES": ("max_retries", int),
+            "OPENROUTER_MAX_CONNECTIONS": ("max_connections", int),
+        }
+        for var, (name, kind) in number_vars.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                kwargs[name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"{var} must be a {kind.__name__}, got {raw!r}") from None
+        return cls(**kwargs)

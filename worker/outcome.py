@@ -1,0 +1,84 @@
+"""Building result documents: one place decides what a succeeded, failed or rejected result holds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from producer_client.contract import ErrorInfo, Result, Routing, Timing, Usage
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class JobClock:
+    """Wall-clock stamps for the timing block; monotonic time for durations."""
+
+    enqueued_at: float | None
+    started_at: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.monotonic)
+    upstream_ms: int = 0
+
+    def timing(self) -> Timing:
+        finished = time.time()
+        return Timing(
+            enqueued_at=_iso(self.enqueued_at) if self.enqueued_at else None,
+            started_at=_iso(self.started_at),
+            finished_at=_iso(finished),
+            queue_ms=max(0, int((self.started_at - self.enqueued_at) * 1000)) if self.enqueued_at else None,
+            upstream_ms=self.upstream_ms,
+            total_ms=int((time.monotonic() - self.started_mono) * 1000),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything a result needs besides the clock."""
+
+    job_id: str
+    job_try: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def rejected(
+        self, clock: JobClock, error_type: str, message: str, *, routing: Routing | None = None,
+        details: dict[str, Any] | None = None, budget: list[Any] | None = None,
+    ) -> Result:
+        return self._result(
+            clock, "rejected", error=ErrorInfo(type=error_type, message=message, details=details),
+            routing=routing, budget=budget,
+        )
+
+    def failed(
+        self, clock: JobClock, error_type: str, message: str, *, retryable: bool = False,
+        routing: Routing | None = None, usage: Usage | None = None, budget: list[Any] | None = None,
+    ) -> Result:
+        return self._result(
+            clock, "failed", error=ErrorInfo(type=error_type, message=message, retryable=retryable),
+            routing=routing, usage=usage, budget=budget,
+        )
+
+    def succeeded(
+        self, clock: JobClock, *, content: str | None, message: dict[str, Any], routing: Routing,
+        usage: Usage, budget: list[Any] | None = None,
+    ) -> Result:
+        return self._result(
+            clock, "succeeded", content=content, message=message, routing=routing, usage=usage,
+            budget=budget,
+        )
+
+    def _result(self, clock: JobClock, status: str, **fields: Any) -> Result:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return Result.model_validate(
+            {
+                "job_id": self.job_id,
+                "status": status,
+                "timing": clock.timing(),
+                "job_try": self.job_try,
+                "metadata": self.metadata,
+                **fields,
+            }
+        )

@@ -1,0 +1,157 @@
+"""One job's path through a worker: validate → classify → route → filter → call → write.
+
+Pure steps (rules, classification, eligibility) sit in their own modules; this one sequences
+them and turns every way a job can end into exactly one result document. Budget reservation and
+the shared circuit breaker plug in through the optional ``budget`` and ``health`` hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from producer_client.contract import AttemptInfo, Job, Result, Routing, Skip, TraceItem, Usage
+from producer_client.errors import InvalidJob
+from producer_client.jobs import parse_job
+from producer_client.money import nano_to_usd
+from worker.catalog import Catalog
+from worker.classify import classify_task
+from worker.eligibility import filter_chain, needs_of
+from worker.openrouter import ChatRequest, Completion, OpenRouterClient, UpstreamError
+from worker.outcome import JobClock, Outcome
+from worker.rules import Decision, RuleSet
+from worker.serialization import INVALID_KEY
+from worker.tokens import estimate_prompt_tokens, text_of
+
+log = logging.getLogger("routeq.pipeline")
+
+
+@dataclass(frozen=True)
+class JobInput:
+    job_id: str
+    payload: Any
+    job_try: int = 1
+    enqueued_at: float | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    rules: RuleSet
+    catalog: Catalog
+    client: OpenRouterClient
+    upstream_budget_s: float = 115.0
+    max_tries: int = 3
+
+    async def run(self, inp: JobInput) -> tuple[Result, Job | None]:
+        """The job's result (never raises for a bad job or an upstream failure) and the parsed job."""
+        clock = JobClock(enqueued_at=inp.enqueued_at)
+        meta = inp.payload.get("metadata") if isinstance(inp.payload, dict) else None
+        out = Outcome(inp.job_id, inp.job_try, meta if isinstance(meta, dict) else {})
+        if isinstance(inp.payload, dict) and INVALID_KEY in inp.payload:
+            return out.rejected(clock, "invalid_job", str(inp.payload[INVALID_KEY])), None
+        try:
+            job = parse_job(inp.payload if isinstance(inp.payload, dict) else {"payload": inp.payload})
+        except InvalidJob as exc:
+            return out.rejected(clock, "invalid_job", str(exc)), None
+        out = Outcome(inp.job_id, inp.job_try, dict(job.metadata))
+        if inp.job_try > self.max_tries:
+            return out.failed(
+                clock, "worker_lost",
+                f"job started {inp.job_try} times without finishing (worker crashed or was killed); "
+                f"giving up after {self.max_tries} tries",
+            ), job
+        return await self._route_and_call(job, out, clock), job
+
+    async def _route_and_call(self, job: Job, out: Outcome, clock: JobClock) -> Result:
+        messages = [m.model_dump(exclude_none=True) for m in job.messages]
+        context = job.context.model_dump()
+        task_source = "context"
+        if not context.get("task_type") or context["task_type"] == "auto":
+            context["task_type"] = classify_task(text_of(messages))
+            task_source = "classifier"
+        decision = self.rules.decide(context, messages=messages, now=datetime.now(UTC))
+        max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
+        needs = needs_of(job, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
+        chain, skipped = filter_chain(decision.chain, self.catalog, needs)
+        routing = _routing(decision, context["task_type"], task_source, chain, skipped, max_tokens)
+        if not chain:
+            return out.rejected(
+                clock, "no_eligible_model",
+                f"rule {decision.rule!r}: no model in its chain can serve this request "
+                + "; ".join(f"{s.model}: {s.reason}" for s in skipped),
+                routing=routing,
+            )
+        request = ChatRequest(
+            messages=messages,
+            chain=tuple(chain),
+            max_tokens=max_tokens,
+            provider=decision.provider,
+            params={**decision.params, **job.params.upstream()},
+            user=job.context.user_id,
+        )
+        t0 = time.monotonic()
+        try:
+            completion = await self.client.complete(request, deadline=t0 + self.upstream_budget_s)
+        except UpstreamError as exc:
+            clock.upstream_ms = int((time.monotonic() - t0) * 1000)
+            routing = routing.model_copy(update={"attempts": [_attempt(a) for a in exc.attempts]})
+            return out.failed(clock, exc.error_type, exc.message, retryable=exc.retryable, routing=routing)
+        clock.upstream_ms = int((time.monotonic() - t0) * 1000)
+        routing = routing.model_copy(
+            update={
+                "model_served": completion.model_served,
+                "provider": completion.provider,
+                "attempts": [_attempt(a) for a in completion.attempts],
+            }
+        )
+        return out.succeeded(
+            clock,
+            content=completion.content,
+            message=dict(completion.message),
+            routing=routing,
+            usage=self._usage(completion),
+        )
+
+    def _usage(self, c: Completion) -> Usage:
+        """``usage.cost`` is what OpenRouter charged; without it, tokens × the catalog's prices."""
+        if c.cost_nano is not None:
+            cost, source = c.cost_nano, "usage.cost"
+        else:
+            info = self.catalog.get(c.model_served)
+            if info is None:
+                cost, source = 0, "none"
+            else:
+                cost, source = info.cost_nano(c.prompt_tokens, c.completion_tokens), "catalog"
+        return Usage(
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            cost_usd=nano_to_usd(cost),
+            cost_source=source,  # type: ignore[arg-type]
+        )
+
+
+def _routing(
+    d: Decision, task_type: str | None, task_source: str, chain: list[str], skipped: list[Skip],
+    max_tokens: int,
+) -> Routing:
+    return Routing(
+        rule=d.rule,
+        rules_version=d.rules_version,
+        task_type=task_type,
+        task_type_source=task_source,  # type: ignore[arg-type]
+        model=chain[0] if chain else d.model,
+        chain=chain,
+        skipped=skipped,
+        max_tokens=max_tokens,
+        trace=[TraceItem(rule=t.rule, matched=t.matched, why=t.why) for t in d.trace],
+    )
+
+
+def _attempt(a: Any) -> AttemptInfo:
+    return AttemptInfo.model_validate(
+        {k: v for k, v in a.to_dict().items() if k in AttemptInfo.model_fields}
+    )

@@ -1,0 +1,130 @@
+"""The rules engine's value types: what a loaded rule is, and what a decision says.
+
+Everything here is frozen: a ``RuleSet`` is shared by every concurrent job in a worker, so
+nothing a caller gets back may alias mutable state inside it. Mappings that come from the
+rules file (``provider``, ``params``) are handed out as read-only views; ``Decision.to_dict``
+(or :func:`thaw`) gives plain JSON-ready copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.rules.conditions import Condition
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy of JSON data: dicts become mapping proxies, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain JSON copy of :func:`freeze` output (dicts and lists), safe to mutate or serialise."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def child_path(parent: str, key: str | int) -> str:
+    """JSONPath of a child: ``$.rules[3]``, ``$.rules[3].when``, ``$.when["tags.region"]``."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{parent}.{key}"
+    return f"{parent}[{json.dumps(key)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a rules document, located by its JSON path (``$.rules[3].when``)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class RulesError(ValueError):
+    """A rules document that cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A validated, compiled rule. ``model`` and ``fallbacks`` are resolved model ids."""
+
+    name: str
+    priority: int
+    index: int  # position in the file: breaks priority ties
+    condition: Condition
+    always: bool  # the condition is structurally empty: this rule is a catch-all
+    model: str
+    fallbacks: tuple[str, ...]  # deduped, primary excluded
+    max_tokens: int
+    provider: Mapping[str, Any] | None
+    params: Mapping[str, Any]
+    tier: str | None = None  # the tier name the model came from, if any
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One evaluated rule: ``why`` is a true statement explaining the outcome."""
+
+    rule: str
+    matched: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Which rule won and what it asks for; ``trace`` runs up to and including the winner."""
+
+    rule: str
+    model: str
+    fallbacks: tuple[str, ...]
+    max_tokens: int
+    provider: Mapping[str, Any] | None
+    params: Mapping[str, Any]
+    trace: tuple[TraceEntry, ...]
+    rules_version: str
+    prompt_tokens_est: int
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """Every model to try, in order: the primary, then the fallbacks."""
+        return (self.model, *self.fallbacks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (plain dicts and lists) for results, logs and the CLI."""
+        return {
+            "rule": self.rule,
+            "model": self.model,
+            "fallbacks": list(self.fallbacks),
+            "chain": list(self.chain),
+            "max_tokens": self.max_tokens,
+            "provider": None if self.provider is None else thaw(self.provider),
+            "params": thaw(self.params),
+            "rules_version": self.rules_version,
+            "prompt_tokens_est": self.prompt_tokens_est,
+            "trace": [{"rule": t.rule, "matched": t.matched, "why": t.why} for t in self.trace],
+        }

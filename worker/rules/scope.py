@@ -1,0 +1,89 @@
+"""What a condition can see during one decision: computed values first, then the context.
+
+Computed values shadow context fields of the same name: the caller's ``computed`` mapping
+(budget state and the like), then the built-ins ``prompt_tokens_est``, ``hour`` and ``weekday``.
+Built-ins are computed lazily, at most once per decision, so rules that never mention the
+clock never pay for a timezone conversion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from worker.rules.paths import MISSING
+from worker.tokens import estimate_prompt_tokens
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+def _valid_token_count(value: Any) -> int | None:
+    """A caller-supplied token estimate, if it is a usable count (floats round up)."""
+    if type(value) is int and value >= 0:
+        return value
+    if type(value) is float and math.isfinite(value) and value >= 0:
+        return math.ceil(value)
+    return None
+
+
+class Scope:
+    """Per-decision lookup of a path's first segment; cheap to build, caches what it computes."""
+
+    __slots__ = ("_computed", "_context", "_local", "_messages", "_now", "_tokens", "_tz")
+
+    def __init__(
+        self,
+        context: Mapping[str, Any],
+        messages: Sequence[Mapping[str, Any]],
+        now: datetime | None,
+        computed: Mapping[str, Any] | None,
+        tz: ZoneInfo,
+    ) -> None:
+        self._context = context if isinstance(context, Mapping) else _EMPTY
+        self._computed = computed if isinstance(computed, Mapping) else _EMPTY
+        self._messages = messages
+        self._now = now
+        self._tz = tz
+        self._local: datetime | None = None
+        self._tokens: int | None = None
+
+    def root(self, name: str) -> Any:
+        """The value named by a path's first segment, or MISSING."""
+        value = self._computed.get(name)
+        if value is not None:
+            return value
+        builtin = _BUILTINS.get(name)
+        if builtin is not None:
+            return builtin(self)
+        value = self._context.get(name)
+        return MISSING if value is None else value
+
+    def prompt_tokens(self) -> int:
+        """The caller's estimate if it is a usable count, else one made from the messages."""
+        if self._tokens is None:
+            given = _valid_token_count(self._computed.get("prompt_tokens_est"))
+            if given is None:
+                given = _valid_token_count(self._context.get("prompt_tokens_est"))
+            self._tokens = given if given is not None else estimate_prompt_tokens(self._messages)
+        return self._tokens
+
+    def local_time(self) -> datetime:
+        """``now`` in the rules' timezone; a naive ``now`` is taken to be UTC."""
+        if self._local is None:
+            now = self._now if self._now is not None else datetime.now(UTC)
+            if now.tzinfo is None:
+                now = now.replace(tzinfo=UTC)
+            self._local = now.astimezone(self._tz)
+        return self._local
+
+
+_BUILTINS: Final[dict[str, Callable[[Scope], Any]]] = {
+    "prompt_tokens_est": Scope.prompt_tokens,
+    "hour": lambda scope: scope.local_time().hour,
+    "weekday": lambda scope: scope.local_time().weekday(),
+}
+
+BUILTIN_NAMES: Final = frozenset(_BUILTINS)

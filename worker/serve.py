@@ -1,0 +1,103 @@
+"""Running a worker process: load the policy, connect, serve until SIGTERM, drain, exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import func
+
+from producer_client.connection import redact
+from producer_client.keys import JOB_FUNCTION, Keys
+from worker.job import complete
+from worker.outcome import JobClock, Outcome
+from worker.rules import RulesError
+from worker.runner import RouteqWorker, make_pool
+from worker.serialization import deserialize, serialize
+from worker.services import Services, build_services, load_policy
+from worker.settings import SettingsError, WorkerSettings
+
+log = logging.getLogger("routeq.worker")
+
+# arq counts every start toward max_tries and then fails the job without calling us (so without a
+# result); we enforce our own, lower limit inside the job instead.
+_ARQ_MAX_TRIES = 1000
+
+
+def build_worker(
+    settings: WorkerSettings,
+    *,
+    pool: ArqRedis | None = None,
+    burst: bool = False,
+    handle_signals: bool = True,
+) -> RouteqWorker:
+    """A ready worker; raises RulesError (every problem, with its JSON path) before connecting."""
+    rules, catalog = load_policy(settings)
+    pool = pool or make_pool(settings.redis_url)
+    keys = Keys(settings.prefix)
+    queue_keys = tuple(keys.queue(q) for q in settings.queues)
+    services = build_services(settings, pool, rules, catalog)
+
+    async def on_lost_payload(job_id: str) -> None:
+        result = Outcome(job_id, 1).rejected(
+            JobClock(enqueued_at=None), "invalid_job",
+            f"no job payload at arq:job:{job_id} (expired, or the id was queued without one)",
+        )
+        await services.results.write(result)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        svc: Services = ctx["routeq"]
+        await svc.aclose()
+
+    return RouteqWorker(
+        functions=[func(complete, name=JOB_FUNCTION, timeout=settings.job_timeout_s,
+                        max_tries=_ARQ_MAX_TRIES)],
+        queue_names=queue_keys,
+        interactive_reserve=settings.interactive_reserve,
+        scan_limit=settings.scan_limit,
+        wake_channels=tuple(keys.wake(q) for q in queue_keys),
+        redis_pool=pool,
+        ctx={"routeq": services, "on_lost_payload": on_lost_payload},
+        on_shutdown=on_shutdown,
+        max_jobs=settings.max_jobs,
+        job_timeout=settings.job_timeout_s,
+        keep_result=0,
+        poll_delay=settings.poll_delay_s,
+        max_tries=_ARQ_MAX_TRIES,
+        health_check_interval=10,
+        handle_signals=handle_signals,
+        job_completion_wait=settings.shutdown_grace_s,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        burst=burst,
+        log_results=False,
+    )
+
+
+async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
+    worker = build_worker(settings, burst=burst)
+    log.info("routeq worker %s on %s", settings.worker_name, redact(settings.redis_url))
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await worker.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = WorkerSettings.from_env()
+    except SettingsError as exc:
+        print(f"routeq worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_worker(settings))
+    except RulesError as exc:
+        print(f"routeq worker: rules file is invalid:\n{exc}", file=sys.stderr)
+        return 2
+    return 0
