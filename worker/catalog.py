@@ -73,9 +73,7 @@ class ModelInfo:
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         """Exact cost of one call, as OpenRouter bills it (no rounding at all)."""
         return (
-            prompt_tokens * self.prompt_price
-            + completion_tokens * self.completion_price
-            + self.request_price
+            prompt_tokens * self.prompt_price + completion_tokens * self.completion_price + self.request_price
         )
 
     def cost_nano(self, prompt_tokens: int, completion_tokens: int, *, round_up: bool = True) -> int:
@@ -160,17 +158,18 @@ def _model_from_entry(entry: object) -> ModelInfo | None:
         return None
     top = entry.get("top_provider")
     top = top if isinstance(top, Mapping) else {}
-    context_length = _int_or_none(entry.get("context_length")) or _int_or_none(
-        top.get("context_length")
-    )
-    prices = [_price(pricing.get(key, "0")) for key in ("prompt", "completion", "request")]
-    if context_length is None or any(p is None for p in prices):
+    context_length = _int_or_none(entry.get("context_length")) or _int_or_none(top.get("context_length"))
+    # prompt and completion are required: a model must never look free by omission.
+    prompt, completion = _price(pricing.get("prompt")), _price(pricing.get("completion"))
+    request = _price(pricing.get("request", "0"))
+    if context_length is None or prompt is None or completion is None or request is None:
         return None
-    prompt, completion, request = (p if p is not None else Decimal(0) for p in prices)
     arch = entry.get("architecture")
     modalities = arch.get("input_modalities") if isinstance(arch, Mapping) else None
     params = entry.get("supported_parameters")
-    supported = frozenset(p for p in params if isinstance(p, str)) if isinstance(params, list) else frozenset()
+    supported = (
+        frozenset(p for p in params if isinstance(p, str)) if isinstance(params, list) else frozenset()
+    )
     name = entry.get("name")
     return ModelInfo(
         id=model_id,
@@ -191,8 +190,6 @@ def _model_from_entry(entry: object) -> ModelInfo | None:
 
 def _price(value: object) -> Decimal | None:
     """A non-negative per-unit price; ``None`` for missing, malformed or negative (router) prices."""
-    if value is None:
-        return Decimal(0)
     if not isinstance(value, str | int) or isinstance(value, bool):
         return None
     try:

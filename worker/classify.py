@@ -7,7 +7,7 @@ The labels and the tier the seeds give each of them:
 - ``"code"``: a code fence or ``def ``/``function ``/``class ``/``import `` (standard tier);
 - ``"analysis"``: reasoning or maths vocabulary (explain, compare, why, prove, calculate …),
   or a prompt over 500 words (standard tier);
-- ``"chat"``: 101–500 words of anything else (mid tier);
+- ``"chat"``: 101-500 words of anything else (mid tier);
 - ``"classification"``: up to 100 words: short, simple work (budget tier).
 
 The code pattern is the seed's, false positives included ("What class is she in?" is "code"):
@@ -53,13 +53,15 @@ def classified_context(
     """The context to route on, and where its ``task_type`` came from.
 
     A string ``task_type`` other than ``"auto"`` is kept as given. Otherwise the user's text is
-    classified into a shallow copy of the context; with no user text, the context is returned
-    unchanged (rules on ``task_type`` then see it as missing).
+    classified into a shallow copy of the context; with no user text, ``task_type`` is left
+    unset (rules on it then see it as missing, not as the string ``"auto"``).
     """
     given = context.get("task_type")
     if isinstance(given, str) and given != "auto":
         return context, "context"
     text = text_of(messages)
     if not text:
+        if "task_type" in context:  # "auto" (or junk) with nothing to classify: unset
+            return {k: v for k, v in context.items() if k != "task_type"}, "none"
         return context, "none"
     return {**context, "task_type": classify_task(text)}, "classifier"

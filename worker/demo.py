@@ -69,7 +69,7 @@ DEMO_JOBS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 # The demo shows a fallback: the tools rule's primary model is down in the emulator.
-DEMO_FAULTS = {"models": {"openai/gpt-4o": {"fail_always": True}}}
+DEMO_FAULTS: dict[str, Any] = {"fail_always": ["openai/gpt-4o"]}
 
 
 async def run_demo(redis_url: str | None = None, *, out: Any = None) -> list[Result]:
@@ -100,7 +100,7 @@ async def run_demo(redis_url: str | None = None, *, out: Any = None) -> list[Res
             ids = [await client.submit(**spec) for _, spec in DEMO_JOBS]
             results = await client.wait_all(ids, timeout=60)
         finally:
-            worker_task.cancel()
+            await worker.drain(timeout_s=10)
             await asyncio.gather(worker_task, return_exceptions=True)
             await worker.close()
             await client.close()

@@ -78,6 +78,10 @@ class RouteqWorker(Worker):
                         log.warning("Redis unreachable (%s); retrying", exc)
                     await asyncio.sleep(min(0.05 * 2 ** min(self.redis_failures, 6), 2.0))
                     continue
+                except Exception:  # a bug or odd queue data must not end the worker
+                    log.exception("poll failed; continuing")
+                    await asyncio.sleep(1.0)
+                    continue
                 if self.redis_failures:
                     log.info("Redis reachable again after %d failed polls", self.redis_failures)
                     self.redis_failures = 0
@@ -102,7 +106,7 @@ class RouteqWorker(Worker):
                 args=[int(time.time() * 1000), self.scan_limit, int(self.in_progress_timeout_s * 1000), *caps],
             )
             for i in range(0, len(claimed), 3):
-                await self._start(claimed[i].decode(), int(claimed[i + 1]))
+                await self._start(claimed[i].decode(), int(float(claimed[i + 1])))
         for job_id, t in list(self.tasks.items()):
             if t.done():
                 del self.tasks[job_id]
@@ -120,6 +124,15 @@ class RouteqWorker(Worker):
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         self._wake.set()
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Stop taking jobs, let running ones finish (up to ``timeout_s``), then stop the main loop."""
+        self.allow_pick_jobs = False
+        deadline = time.monotonic() + timeout_s
+        while any(not t.done() for t in self.tasks.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self.main_task is not None:
+            self.main_task.cancel()
 
     async def _burst_done(self) -> bool:
         if self.tasks:

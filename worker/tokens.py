@@ -14,8 +14,8 @@ from typing import Any, Final
 import orjson
 
 #: Fixed cost of one image part. The estimate must not download or decode images, so it uses
-#: one figure: 85 + 6 × 170 = 1105, OpenAI's high-detail price for a 6-tile image (e.g. a 2:1
-#: picture scaled to 1536×768). It is a typical large image, not a bound: an 8-tile image costs
+#: one figure: 85 + 6 x 170 = 1105, OpenAI's high-detail price for a 6-tile image (e.g. a 2:1
+#: picture scaled to 1536x768). It is a typical large image, not a bound: an 8-tile image costs
 #: 1445 at OpenAI and Anthropic charges up to ~1600 for 1.15 megapixels. Settlement uses the
 #: real ``usage``, so the error only affects how much headroom a reservation holds.
 IMAGE_TOKENS: Final = 1105

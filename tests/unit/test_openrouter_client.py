@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -242,6 +245,22 @@ async def test_model_specific_400_moves_on_but_invalid_request_stops() -> None:
     assert len(upstream.requests) == 1
 
 
+async def test_an_unknown_id_is_dropped_and_the_rest_of_its_window_asked_again() -> None:
+    upstream = Upstream([err(400, "vendor/model-1 is not a valid model ID"), ok()])
+    result = await run(upstream, chain(6))
+    assert upstream.windows == [
+        ["vendor/model-0", "vendor/model-1", "vendor/model-2", "vendor/model-3"],
+        ["vendor/model-0", "vendor/model-2", "vendor/model-3", "vendor/model-4"],
+    ]
+    assert result.attempts[0].failed_models == ("vendor/model-1",)
+
+    upstream = Upstream(default=err(400, "something/else is not a valid model ID"))
+    exc = await run_failing(upstream, chain(6))  # nothing named: the window goes as a whole
+    assert upstream.windows == [[f"vendor/model-{i}" for i in range(4)],
+                                ["vendor/model-4", "vendor/model-5"]]
+    assert (exc.error_type, exc.retryable) == ("invalid_model", False)
+
+
 @pytest.mark.parametrize(
     ("status", "error_type"), [(401, "auth"), (402, "insufficient_credits")]
 )
@@ -270,9 +289,6 @@ async def test_429_honours_retry_after_seconds() -> None:
 
 
 async def test_retry_after_as_http_date() -> None:
-    from email.utils import formatdate
-    import time
-
     header = formatdate(time.time() + 5, usegmt=True)
     upstream = Upstream([err(503, "busy", headers={"Retry-After": header}), ok()])
     clock = FakeTime()
@@ -552,3 +568,12 @@ async def test_the_api_key_never_leaks(
         assert KEY not in text
     assert "openrouter attempt" in caplog.text  # the per-attempt debug line was emitted
     assert exc.attempts and all(a.error and len(a.error) <= 300 for a in exc.attempts)
+
+
+def test_upstream_error_survives_copying_with_its_fields() -> None:
+    attempt = Attempt("vendor/model-0", (), 429, "rate_limited", "busy", 12, retry_after_s=3.0)
+    exc = UpstreamError("rate_limited", "busy", 429, retryable=True, attempts=(attempt,))
+    clone = copy.copy(exc)  # copy, like pickle, rebuilds the exception through __reduce__
+    assert (clone.error_type, clone.message, clone.status, clone.retryable, clone.attempts) == (
+        "rate_limited", "busy", 429, True, (attempt,))
+    assert str(clone) == str(exc) == "rate_limited: busy"

@@ -19,7 +19,7 @@ NOW_EPOCH = 1_788_825_600.0
 WINDOW = ("openai/gpt-4o-mini", "anthropic/claude-haiku-4.5", "meta-llama/llama-3.3-70b")
 
 # Reference §2.2, a captured success body.
-CAPTURED = {
+CAPTURED: dict[str, Any] = {
     "id": "gen-1764926476-0N0195qHFzGljvYKVijc",
     "provider": "OpenAI",
     "model": "openai/gpt-4o-mini",
@@ -220,3 +220,17 @@ def test_failed_models_come_from_previous_errors_when_named() -> None:
         {"provider": "d", "status": 500},
     ]}}}
     assert failure(502, body).failed_models == (WINDOW[0], WINDOW[2])
+
+
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [("openai/gpt-4o-mini is not a valid model ID", ("openai/gpt-4o-mini",)),
+     ("Model anthropic/claude-haiku-4.5. is not a valid model ID", ("anthropic/claude-haiku-4.5",)),
+     ("openai/gpt-4o-mini-2 is not a valid model ID", WINDOW),  # no whole id named: all
+     ("unknown model", WINDOW)],
+)
+def test_invalid_model_names_only_the_unknown_id(message: str, named: tuple[str, ...]) -> None:
+    availability = {"code": "model_not_found"}
+    result = failure(400, {"error": {"code": 400, "message": message, "availability": availability}})
+    assert result.error_type == "invalid_model"
+    assert result.failed_models == named

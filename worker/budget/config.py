@@ -12,7 +12,7 @@ pass rather than one error per deploy.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
@@ -80,15 +80,17 @@ def parse_budgets(raw: Sequence[Mapping[str, Any]], *, path: str = "$.budgets") 
     seen: dict[str, str] = {}
     for i, item in enumerate(raw):
         at = f"{path}[{i}]"
+        name = item.get("name") if isinstance(item, Mapping) else None
+        duplicate = False
+        if isinstance(name, str):
+            duplicate = name in seen
+            if duplicate:
+                problems.append((f"{at}.name", f"duplicate budget name {name!r} (first at {seen[name]})"))
+            else:
+                seen[name] = at
         budget = _parse_one(item, at, problems)
-        if budget is None:
-            continue
-        if budget.name in seen:
-            first = seen[budget.name]
-            problems.append((f"{at}.name", f"duplicate budget name {budget.name!r} (first at {first})"))
-            continue
-        seen[budget.name] = at
-        budgets.append(budget)
+        if budget is not None and not duplicate:
+            budgets.append(budget)
     if problems:
         raise BudgetConfigError(problems)
     return tuple(budgets)
@@ -105,21 +107,33 @@ def _parse_one(item: object, at: str, problems: list[tuple[str, str]]) -> Budget
     for key in _REQUIRED:
         if key not in item:
             problems.append((f"{at}.{key}", "is required"))
-    if len(problems) > before:
+    name = _check(_name, item, "name", at, problems)
+    scope = _check(_scope, item, "scope", at, problems)
+    limit = _check(_limit, item, "limit_usd", at, problems)
+    window: WindowKind | None = _check(_window, item, "window", at, problems)
+    alerts = _alerts(item.get("alerts", list(DEFAULT_ALERTS)))
+    if isinstance(alerts, _Problem):
+        problems.append((f"{at}.alerts", alerts.message))
+    if name is None or scope is None or limit is None or window is None or isinstance(alerts, _Problem):
         return None
-    name = _check(_name(item["name"]), f"{at}.name", problems)
-    scope = _check(_scope(item["scope"]), f"{at}.scope", problems)
-    limit = _check(_limit(item["limit_usd"]), f"{at}.limit_usd", problems)
-    window: WindowKind | None = _check(_window(item["window"]), f"{at}.window", problems)
-    alerts = _check(_alerts(item.get("alerts", list(DEFAULT_ALERTS))), f"{at}.alerts", problems)
-    if name is None or scope is None or limit is None or window is None or alerts is None:
+    if len(problems) > before:  # e.g. an unknown key next to valid fields
         return None
     return BudgetDef(name=name, scope=scope, limit_nano=limit, window=window, alerts=alerts)
 
 
-def _check(result: _T | _Problem, path: str, problems: list[tuple[str, str]]) -> _T | None:
+def _check(
+    validate: Callable[[object], _T | _Problem],
+    item: Mapping[str, Any],
+    key: str,
+    at: str,
+    problems: list[tuple[str, str]],
+) -> _T | None:
+    """Validate ``item[key]`` if present, recording a complaint under its JSON path."""
+    if key not in item:
+        return None
+    result = validate(item[key])
     if isinstance(result, _Problem):
-        problems.append((path, result.message))
+        problems.append((f"{at}.{key}", result.message))
         return None
     return result
 

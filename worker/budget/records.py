@@ -63,10 +63,12 @@ class Denial:
 class Reservation:
     """Outcome of :meth:`BudgetLedger.reserve`.
 
-    ``replayed`` means an earlier reservation for this job id was returned unchanged. Its
-    ``state`` tells the caller what happened to it: ``open`` (still held), or ``settled`` /
-    ``reclaimed`` (already charged: a fresh upstream call would be spend nobody reserved).
-    ``none`` means no budget applied, so nothing was stored.
+    ``ok`` means the job is covered: it may spend up to ``amount_nano`` upstream. Otherwise
+    ``state`` says why: ``denied`` (a budget is short, see ``denied``), or ``settled`` /
+    ``reclaimed``: this job id was already charged, and a new upstream call would be spend that
+    nobody reserved (write the job off as done, or reserve a fresh attempt under a new id).
+    ``replayed`` means an earlier reservation for this job id was returned unchanged (a job
+    delivered twice must not hold twice). ``none``: no budget applied, nothing was stored.
     """
 
     job_id: str

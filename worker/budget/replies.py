@@ -67,10 +67,11 @@ def reservation(
         denial = Denial(line.name, line.key, line.limit_nano, max(0, remaining))
         return Reservation(job_id, ok=False, state="denied", amount_nano=amount_nano, denied=denial)
     deadline = text(reply[3])
+    state = cast(ReservationState, text(reply[1]))
     return Reservation(
         job_id,
-        ok=True,
-        state=cast(ReservationState, text(reply[1])),
+        ok=state == "open",
+        state=state,
         amount_nano=int(reply[2]),
         replayed=kind == "replayed",
         lease_deadline=int(deadline) / 1000 if deadline else None,

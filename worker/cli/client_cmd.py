@@ -35,7 +35,12 @@ def register(sub: Any) -> None:
     r.set_defaults(func=_result)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the job and the result")
-    s.set_defaults(func=lambda args: print_json(json_schemas(), pretty=True) or 0)
+    s.set_defaults(func=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print_json(json_schemas(), pretty=True)
+    return 0
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -39,9 +39,7 @@ class Account:
             raise Rejected(unauthorized("User not found."))
         return key
 
-    def preflight(
-        self, model: ModelInfo, prompt_tokens: int, max_tokens: int | None
-    ) -> ApiError | None:
+    def preflight(self, model: ModelInfo, prompt_tokens: int, max_tokens: int | None) -> ApiError | None:
         """OpenRouter's 402 check: can the remaining credit pay for the worst case?"""
         if self.credit_limit is None:
             return None
@@ -53,9 +51,7 @@ class Account:
         if worst <= remaining:
             return None
         fixed = model.cost_usd(prompt_tokens, 0)
-        affordable = (
-            int((remaining - fixed) // model.completion_price) if model.completion_price else 0
-        )
+        affordable = int((remaining - fixed) // model.completion_price) if model.completion_price else 0
         return insufficient_credits(ceiling, max(affordable, 0))
 
     def charge(self, cost: Decimal) -> None:

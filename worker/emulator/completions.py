@@ -50,9 +50,7 @@ class _Failure:
 
 
 class CompletionHandler:
-    def __init__(
-        self, catalog: Catalog, faults: FaultInjector, account: Account, stats: Stats
-    ) -> None:
+    def __init__(self, catalog: Catalog, faults: FaultInjector, account: Account, stats: Stats) -> None:
         self._catalog = catalog
         self._faults = faults
         self._account = account
@@ -111,9 +109,7 @@ class CompletionHandler:
 
     def _preflight(self, req: CompletionRequest, model: ModelInfo) -> tuple[str, ApiError | None]:
         if req.prompt_tokens + (req.max_tokens or 0) > model.context_length:
-            error = errors.context_too_long(
-                model.context_length, req.prompt_tokens, req.max_tokens or 0
-            )
+            error = errors.context_too_long(model.context_length, req.prompt_tokens, req.max_tokens or 0)
             return "context_length", error
         return "credit_limit", self._account.preflight(model, req.prompt_tokens, req.max_tokens)
 

@@ -14,7 +14,7 @@ Rules, in order (documented for tests and the README):
 
 Tokens: prompt = ceil(text chars / 4) over every message's text + 4 per message + 85 per
 image part; completion = ceil(chars / 4) of the content (or of name + arguments for a tool
-call). Content longer than ``max_tokens`` is cut to ``max_tokens × 4`` chars, finish "length".
+call). Content longer than ``max_tokens`` is cut to ``4 * max_tokens`` chars, finish "length".
 """
 
 from __future__ import annotations

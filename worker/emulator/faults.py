@@ -41,7 +41,7 @@ import os
 import random
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -152,14 +152,18 @@ class ScriptStep:
         return str(self.status) if self.status is not None else self.kind.value
 
 
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
     """A parsed fault document: the default profile, per-model profiles, scripts, seed."""
 
-    default: FaultProfile = FaultProfile()
-    per_model: Mapping[str, FaultProfile] = MappingProxyType({})
-    overrides: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
-    script: Mapping[str, tuple[ScriptStep, ...]] = MappingProxyType({})
+    default: FaultProfile = field(default_factory=FaultProfile)
+    per_model: Mapping[str, FaultProfile] = field(default_factory=_empty)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=_empty)
+    script: Mapping[str, tuple[ScriptStep, ...]] = field(default_factory=_empty)
     fail_always: frozenset[str] = frozenset()
     seed: int | None = None
 
@@ -181,9 +185,7 @@ class FaultConfig:
             raise FaultConfigError("models must be an object keyed by model id or '*'")
         default = FaultProfile.from_dict(FaultProfile(), models.get(DEFAULT, {}), "models.*")
         overrides = {m: dict(v) if isinstance(v, Mapping) else v for m, v in models.items() if m != DEFAULT}
-        per_model = {
-            m: FaultProfile.from_dict(default, v, f"models.{m}") for m, v in overrides.items()
-        }
+        per_model = {m: FaultProfile.from_dict(default, v, f"models.{m}") for m, v in overrides.items()}
         script = raw.get("script", {})
         if not isinstance(script, Mapping) or not all(isinstance(v, list) for v in script.values()):
             raise FaultConfigError("script must map model ids to lists of steps")

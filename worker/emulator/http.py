@@ -87,7 +87,7 @@ class HttpServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
+            self._tasks.add(task)
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
@@ -113,9 +113,13 @@ class HttpServer:
                 conn.start_next_cycle()
         except (ConnectionError, h11.LocalProtocolError):
             pass
+        except asyncio.CancelledError:
+            # Only close() cancels these tasks; asyncio.streams would log a re-raised
+            # cancellation as an error, so the task ends quietly instead.
+            pass
         finally:
             if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+                self._tasks.discard(task)
             writer.close()
 
     async def _receive(
@@ -131,6 +135,9 @@ class HttpServer:
                 conn.receive_data(await reader.read(_READ_CHUNK))
             elif isinstance(event, h11.Request):
                 head = event
+                declared = dict(event.headers).get(b"content-length", b"0")
+                if int(declared) > self._max_body:
+                    raise _BodyTooLarge
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self._max_body:

@@ -45,8 +45,7 @@ class CompletionRequest:
         capable = tuple(
             m
             for m in self.chain
-            if (m.supports_tools or not self.needs_tools)
-            and (m.supports_images or not self.needs_images)
+            if (m.supports_tools or not self.needs_tools) and (m.supports_images or not self.needs_images)
         )
         if capable:
             return capable

@@ -1,5 +1,7 @@
 """Ways to run the emulator: an async context manager, a background thread, or until a signal.
 
+Example::
+
     async with serve_emulator(port=0, faults={"script": {...}}) as emu:
         client = httpx.AsyncClient(base_url=emu.base_url)
 
@@ -87,9 +89,7 @@ async def serve_emulator(
         await server.close()
 
 
-async def run_until_signal(
-    on_ready: Callable[[RunningEmulator], None], **options: Any
-) -> None:
+async def run_until_signal(on_ready: Callable[[RunningEmulator], None], **options: Any) -> None:
     """Serve until SIGINT or SIGTERM (the CLI's main loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

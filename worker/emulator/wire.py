@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 import string
 import time
 from collections.abc import Iterable
@@ -14,6 +14,7 @@ import orjson
 from worker.emulator.http import Response
 
 _ALNUM = string.ascii_letters + string.digits
+_ID_RNG = random.Random()  # ids need uniqueness, not secrecy
 
 
 def usd_number(amount: Decimal) -> orjson.Fragment:
@@ -22,13 +23,11 @@ def usd_number(amount: Decimal) -> orjson.Fragment:
     return orjson.Fragment(text.encode("ascii"))
 
 
-def json_response(
-    status: int, body: Any, headers: Iterable[tuple[str, str]] = ()
-) -> Response:
+def json_response(status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
     return Response(status, orjson.dumps(body), tuple(headers))
 
 
 def generation_id(now: float | None = None) -> str:
     """``gen-<unix>-<20 alnum>``, the id shape seen in captured OpenRouter responses."""
     stamp = int(time.time() if now is None else now)
-    return f"gen-{stamp}-{''.join(secrets.choice(_ALNUM) for _ in range(20))}"
+    return f"gen-{stamp}-{''.join(_ID_RNG.choices(_ALNUM, k=20))}"

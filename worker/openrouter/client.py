@@ -4,7 +4,8 @@ A request's chain is walked in windows of four models: one HTTP call sends ``mod
 three ``models`` so OpenRouter falls back natively (no extra round trip), and the client only
 steps in when a whole window fails. A window is retried on transient failures with jittered
 backoff, then abandoned for the next one; failures that every model would share (bad key, no
-credits, invalid request) end the call at once.
+credits, invalid request) end the call at once. A 400 naming one unknown model id fails the whole
+window, so the window's other models are put back at the head of the chain without it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -103,11 +105,11 @@ class OpenRouterClient:
         every HTTP attempt, successful or not.
         """
         attempts: list[Attempt] = []
-        pos = 0
+        pending = deque(request.chain)
         skipped_any = False
         retryable_any = False
         while True:
-            window, pos, skipped = _next_window(request.chain, pos, skip)
+            window, skipped = _next_window(pending, skip)
             skipped_any = skipped_any or skipped
             if not window:
                 break
@@ -115,6 +117,11 @@ class OpenRouterClient:
             if isinstance(outcome, Completion):
                 return outcome
             retryable_any = retryable_any or outcome.retryable
+            if outcome.error_type == "invalid_model":
+                # Only the named ids are unknown: give the rest of the window another call.
+                rest = [m for m in window if m not in outcome.failed_models]
+                if len(rest) < len(window):
+                    pending.extendleft(reversed(rest))
         raise _exhausted(attempts, retryable=retryable_any or skipped_any, skipped=skipped_any)
 
     async def _run_window(
@@ -217,20 +224,17 @@ class OpenRouterClient:
             )
 
 
-def _next_window(
-    chain: tuple[str, ...], pos: int, skip: Skip | None
-) -> tuple[tuple[str, ...], int, bool]:
-    """Up to WINDOW_SIZE models from ``pos`` that ``skip`` lets through; (window, pos, skipped)."""
+def _next_window(pending: deque[str], skip: Skip | None) -> tuple[tuple[str, ...], bool]:
+    """Take up to WINDOW_SIZE models that ``skip`` lets through; (window, anything skipped)."""
     window: list[str] = []
     skipped = False
-    while pos < len(chain) and len(window) < WINDOW_SIZE:
-        model = chain[pos]
-        pos += 1
+    while pending and len(window) < WINDOW_SIZE:
+        model = pending.popleft()
         if skip is not None and skip(model):
             skipped = True
         else:
             window.append(model)
-    return tuple(window), pos, skipped
+    return tuple(window), skipped
 
 
 def _body(request: ChatRequest, window: tuple[str, ...]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ first choice is a success. Unknown fields are ignored (the API adds fields witho
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -94,6 +95,9 @@ def _error_body(
         error_type = "upstream_error_200"
     retry_after = _retry_after(code, headers, availability, metadata, now_epoch_s)
     failed = _previous_error_models(metadata) or window
+    if error_type == "invalid_model":
+        # One unknown id fails the whole request; name it so the others can be asked again.
+        failed = _named_models(window, message) or failed
     return Failure(error_type, code, message, disposition, retry_after, failed)
 
 
@@ -182,6 +186,13 @@ def _previous_error_models(metadata: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     names = (_as_dict(p).get("model") for p in previous)
     return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+
+
+def _named_models(window: tuple[str, ...], message: str) -> tuple[str, ...]:
+    """Window models the message names as whole ids (``openai/gpt-4o`` is not in ``…-mini``)."""
+    return tuple(
+        m for m in window if re.search(rf"(?<![\w./:~-]){re.escape(m)}(?![\w/:~-]|\.\w)", message)
+    )
 
 
 def _numeric(value: object) -> int | None:

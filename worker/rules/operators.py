@@ -43,9 +43,10 @@ def _json_operand(operand: Any, where: str, problems: list[Problem]) -> bool:
     if isinstance(operand, list | tuple):
         return all(_json_operand(x, f"{where}[{i}]", problems) for i, x in enumerate(operand))
     if isinstance(operand, Mapping):
-        return all(isinstance(k, str) for k in operand) and all(
-            _json_operand(v, where, problems) for v in operand.values()
-        )
+        if not all(isinstance(k, str) for k in operand):
+            problems.append(Problem(where, "object keys must be strings"))
+            return False
+        return all(_json_operand(v, where, problems) for v in operand.values())
     problems.append(Problem(where, f"not a JSON value: {show(operand)}"))
     return False
 
@@ -190,7 +191,7 @@ def _contains(operand: Any, d: str, where: str, problems: list[Problem]) -> Test
     same, s, needle_is_str = _same_as(operand), show(operand), isinstance(operand, str)
 
     def test(v: Any) -> Outcome:
-        if isinstance(v, str) or isinstance(v, Mapping):
+        if isinstance(v, str | Mapping):
             if not needle_is_str:
                 return UNKNOWN, f"{d}: cannot look for {kind(operand)} {s} in {kind(v)} {show(v)}"
             hit = operand in v

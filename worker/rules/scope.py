@@ -1,7 +1,9 @@
 """What a condition can see during one decision: computed values first, then the context.
 
 Computed values shadow context fields of the same name: the caller's ``computed`` mapping
-(budget state and the like), then the built-ins ``prompt_tokens_est``, ``hour`` and ``weekday``.
+(budget state and the like), then the built-ins ``prompt_tokens_est``, ``hour`` (0-23) and
+``weekday`` (an int, 0 = Monday ... 6 = Sunday, as ``datetime.weekday``; write
+``{"weekday": {"lt": 5}}`` for working days), both clock values in the rules' timezone.
 Built-ins are computed lazily, at most once per decision, so rules that never mention the
 clock never pay for a timezone conversion.
 """
@@ -42,24 +44,34 @@ class Scope:
         computed: Mapping[str, Any] | None,
         tz: ZoneInfo,
     ) -> None:
-        self._context = context if isinstance(context, Mapping) else _EMPTY
-        self._computed = computed if isinstance(computed, Mapping) else _EMPTY
+        self._context = context if type(context) is dict or isinstance(context, Mapping) else _EMPTY
+        if computed is not None and type(computed) is not dict and not isinstance(computed, Mapping):
+            computed = None
+        self._computed = computed or _EMPTY
         self._messages = messages
         self._now = now
         self._tz = tz
         self._local: datetime | None = None
         self._tokens: int | None = None
 
-    def root(self, name: str) -> Any:
-        """The value named by a path's first segment, or MISSING."""
-        value = self._computed.get(name)
-        if value is not None:
-            return value
-        builtin = _BUILTINS.get(name)
-        if builtin is not None:
-            return builtin(self)
+    def field(self, name: str) -> Any:
+        """A context field (unless ``computed`` shadows it), or MISSING; null counts as missing."""
+        computed = self._computed
+        if computed:
+            value = computed.get(name)
+            if value is not None:
+                return value
         value = self._context.get(name)
         return MISSING if value is None else value
+
+    def builtin(self, name: str) -> Any:
+        """``prompt_tokens_est``, ``hour`` or ``weekday`` (unless ``computed`` shadows it)."""
+        computed = self._computed
+        if computed:
+            value = computed.get(name)
+            if value is not None:
+                return value
+        return _BUILTINS[name](self)
 
     def prompt_tokens(self) -> int:
         """The caller's estimate if it is a usable count, else one made from the messages."""
@@ -86,4 +98,5 @@ _BUILTINS: Final[dict[str, Callable[[Scope], Any]]] = {
     "weekday": lambda scope: scope.local_time().weekday(),
 }
 
+#: Names computed by the engine itself; a context field of the same name is shadowed.
 BUILTIN_NAMES: Final = frozenset(_BUILTINS)

@@ -8,30 +8,39 @@ compared with a number). UNKNOWN follows Kleene logic through ``all``/``any``/``
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any, Final
 
-
-class Truth(Enum):
-    TRUE = "true"
-    FALSE = "false"
-    UNKNOWN = "unknown"
-
-
-TRUE: Final = Truth.TRUE
-FALSE: Final = Truth.FALSE
-UNKNOWN: Final = Truth.UNKNOWN
+#: Kleene truth values. Plain ``True``/``False``/``None`` rather than an Enum: outcomes are
+#: hashed on every decision (trace memo), and Enum hashing runs Python code.
+Truth = bool | None
+TRUE: Final = True
+FALSE: Final = False
+UNKNOWN: Final = None
 
 #: A truth value and a true sentence saying why (``"user_tier: 'pro' != 'free'"``).
 Outcome = tuple[Truth, str]
 
 _SHOW_LIMIT: Final = 60
+_REPR: Final = reprlib.Repr()  # Python 3.11: limits are attributes, not arguments
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxstring = _REPR.maxother = _SHOW_LIMIT
 
 
 def show(value: Any) -> str:
-    """Short repr for traces: a huge context value must not bloat every result document."""
-    text = repr(value)
+    """Short repr for traces, in time independent of the value's size.
+
+    A huge context value must neither bloat every result document nor slow the decision, so
+    strings are cut before ``repr`` and containers go through a depth- and length-limited repr.
+    """
+    t = type(value)
+    if t is str:
+        return repr(value) if len(value) <= _SHOW_LIMIT else repr(value[: _SHOW_LIMIT - 3]) + "..."
+    if t is int and value.bit_length() > 128:  # repr of a huge int is slow, and refused past 4300 digits
+        return f"<int of {value.bit_length()} bits>"
+    text = repr(value) if t is float or t is bool or t is int or value is None else _REPR.repr(value)
     return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
 
 

@@ -14,12 +14,15 @@ local function num(v)
   return tonumber(v)
 end
 
--- The counters a reservation holds, stored as fields key:1..key:n of its hash.
-local function resv_keys(resv)
-  local keys = {}
-  local n = num(redis.call('HGET', resv, 'nkeys'))
-  for i = 1, n do keys[i] = redis.call('HGET', resv, 'key:' .. i) end
-  return keys
+-- A reservation hash as a table (nil if absent); its counters are fields key:1..key:n.
+local function load_resv(resv)
+  local flat = redis.call('HGETALL', resv)
+  if #flat == 0 then return nil end
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  r.keys = {}
+  for i = 1, num(r.nkeys) do r.keys[i] = r['key:' .. i] end
+  return r
 end
 
 local function states(keys)
@@ -32,21 +35,25 @@ local function states(keys)
 end
 
 -- After spent grew: emit each threshold (percent of limit) reached for the first time in this
--- window. The marker is a field of the counter itself, so it expires and resets with it.
+-- window. Field `alerted` keeps the highest threshold already emitted; it lives in the counter
+-- itself, so it expires and resets with it.
 local function check_alerts(key, job, stream, fired)
-  local v = redis.call('HMGET', key, 'spent', 'limit', 'alerts', 'name', 'scope', 'window')
-  local spent, limit = num(v[1]), num(v[2])
+  local v = redis.call('HMGET', key, 'spent', 'limit', 'alerts', 'alerted', 'name', 'scope', 'window')
+  local spent, limit, done = num(v[1]), num(v[2]), num(v[4])
   if limit <= 0 or not v[3] then return end
+  local top = done
   for t in string.gmatch(v[3], '%d+') do
-    if spent * 100 >= tonumber(t) * limit
-        and redis.call('HSETNX', key, 'alerted:' .. t, v[1]) == 1 then
-      local name, scope, window = v[4] or '', v[5] or '', v[6] or ''
+    local pct = tonumber(t)
+    if pct > done and spent * 100 >= pct * limit then
+      local name, scope, window = v[5] or '', v[6] or '', v[7] or ''
       redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*',
         'budget', name, 'scope', scope, 'window', window, 'threshold', t,
         'spent_nano', v[1], 'limit_nano', v[2], 'key', key, 'job_id', job)
       fired[#fired + 1] = {key, name, scope, window, t, v[1], v[2], job}
+      if pct > top then top = pct end
     end
   end
+  if top > done then redis.call('HSET', key, 'alerted', top) end
 end
 
 -- Add `amount` (a decimal string) to spent on every live counter, checking thresholds.
@@ -60,22 +67,19 @@ local function charge(keys, amount, job, stream, fired)
   end
 end
 
--- Close an open reservation: give back what it held, charge `charged`, leave the lease set.
+-- Close an open reservation `r`: give back what it held, charge `charged`, leave the lease set.
 -- A counter that no longer exists (expired long after its window) is skipped, not recreated.
-local function close(resv, job, leases, stream, charged, new_state, keep_s, fired)
-  local keys = resv_keys(resv)
-  local amount = redis.call('HGET', resv, 'amount')
-  if amount ~= '0' then
-    for _, key in ipairs(keys) do
-      if redis.call('EXISTS', key) == 1 then
-        redis.call('HINCRBY', key, 'reserved', '-' .. amount)
+local function close(resv, r, job, leases, stream, charged, new_state, keep_s, fired)
+  for _, key in ipairs(r.keys) do
+    if redis.call('EXISTS', key) == 1 then
+      if r.amount ~= '0' then redis.call('HINCRBY', key, 'reserved', '-' .. r.amount) end
+      if charged ~= '0' then
+        redis.call('HINCRBY', key, 'spent', charged)
+        check_alerts(key, job, stream, fired)
       end
     end
   end
-  charge(keys, charged, job, stream, fired)
   redis.call('HSET', resv, 'state', new_state, 'charged', charged, 'closed', now_ms())
   redis.call('EXPIRE', resv, keep_s)
   redis.call('ZREM', leases, job)
-  return keys
 end
-

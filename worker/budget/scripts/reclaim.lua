@@ -8,9 +8,9 @@ local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. string.format('%d
 local done, fired = {}, {}
 for _, job in ipairs(ids) do
   local resv = ARGV[1] .. job
-  local r = redis.call('HMGET', resv, 'state', 'amount')
-  if r[1] == 'open' then
-    close(resv, job, leases, stream, r[2], 'reclaimed', tonumber(ARGV[4]), fired)
+  local r = load_resv(resv)
+  if r and r.state == 'open' then
+    close(resv, r, job, leases, stream, r.amount, 'reclaimed', tonumber(ARGV[4]), fired)
     done[#done + 1] = job
   else
     redis.call('ZREM', leases, job)

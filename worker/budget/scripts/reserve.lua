@@ -7,9 +7,9 @@
 local resv, leases = KEYS[1], KEYS[2]
 local job, amount, lease_ms, keep_s = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
-local held = redis.call('HMGET', resv, 'state', 'amount', 'deadline')
-if held[1] then
-  return {'replayed', held[1], held[2], held[3] or '', states(resv_keys(resv))}
+local held = load_resv(resv)
+if held then
+  return {'replayed', held.state, held.amount, held.deadline or '', states(held.keys)}
 end
 
 local keys = {}
@@ -26,18 +26,22 @@ if amt > 0 then
   end
 end
 
-local deadline = now_ms() + lease_ms
+local now = now_ms()
+local deadline = now + lease_ms
+local fields = {'state', 'open', 'amount', amount, 'nkeys', #keys, 'created', now, 'deadline', deadline}
+local rows = {}
 for i, key in ipairs(keys) do
   local b = 4 + (i - 1) * 6
-  redis.call('HINCRBY', key, 'reserved', amount)
-  redis.call('HINCRBY', key, 'spent', 0)
+  local reserved = redis.call('HINCRBY', key, 'reserved', amount)
+  local spent = redis.call('HINCRBY', key, 'spent', 0)
   redis.call('HSET', key, 'limit', ARGV[b + 1], 'name', ARGV[b + 3], 'scope', ARGV[b + 4],
     'window', ARGV[b + 5], 'alerts', ARGV[b + 6])
   if ARGV[b + 2] ~= '' then redis.call('EXPIREAT', key, ARGV[b + 2]) end
-  redis.call('HSET', resv, 'key:' .. i, key)
+  fields[#fields + 1] = 'key:' .. i
+  fields[#fields + 1] = key
+  rows[i] = {key, spent, reserved, ARGV[b + 1], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]}
 end
-redis.call('HSET', resv, 'state', 'open', 'amount', amount, 'nkeys', #keys,
-  'created', now_ms(), 'deadline', deadline)
+redis.call('HSET', resv, unpack(fields))
 redis.call('PEXPIREAT', resv, deadline + keep_s * 1000)
 redis.call('ZADD', leases, deadline, job)
-return {'reserved', 'open', amount, tostring(deadline), states(keys)}
+return {'reserved', 'open', amount, tostring(deadline), rows}

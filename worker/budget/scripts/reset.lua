@@ -5,9 +5,7 @@ local n = 0
 for _, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then
     redis.call('HSET', key, 'spent', '0')
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      if string.sub(field, 1, 8) == 'alerted:' then redis.call('HDEL', key, field) end
-    end
+    redis.call('HDEL', key, 'alerted')
     n = n + 1
   end
 end

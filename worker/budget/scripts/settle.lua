@@ -7,24 +7,20 @@
 local resv, leases, stream = KEYS[1], KEYS[2], KEYS[3]
 local job, actual, keep_s = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
-local r = redis.call('HMGET', resv, 'state', 'amount', 'charged')
-if not r[1] then return {'none'} end
+local r = load_resv(resv)
+if not r then return {'none'} end
 
 local fired, changed = {}, 0
-local keys
-if r[1] == 'open' then
-  keys = close(resv, job, leases, stream, actual, 'settled', keep_s, fired)
-  changed = 1
-else
-  keys = resv_keys(resv)
-  if r[1] == 'reclaimed' and redis.call('HSETNX', resv, 'late_actual', actual) == 1 then
-    local extra = tonumber(actual) - tonumber(r[3])
-    if extra > 0 then
-      charge(keys, string.format('%d', extra), job, stream, fired)
-      redis.call('HSET', resv, 'charged', actual)
-      changed = 1
-    end
+if r.state == 'open' then
+  close(resv, r, job, leases, stream, actual, 'settled', keep_s, fired)
+  r.state, r.charged, changed = 'settled', actual, 1
+elseif r.state == 'reclaimed' and not r.late_actual then
+  redis.call('HSET', resv, 'late_actual', actual)
+  local extra = tonumber(actual) - tonumber(r.charged)
+  if extra > 0 then
+    charge(r.keys, string.format('%d', extra), job, stream, fired)
+    redis.call('HSET', resv, 'charged', actual)
+    r.charged, changed = actual, 1
   end
 end
-local now = redis.call('HMGET', resv, 'state', 'amount', 'charged')
-return {now[1], changed, now[2], now[3], states(keys), fired}
+return {r.state, changed, r.amount, r.charged, states(r.keys), fired}
