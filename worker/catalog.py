@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -109,6 +109,20 @@ class Catalog:
     def ids(self) -> tuple[str, ...]:
         """Model ids in document order."""
         return tuple(self.models)
+
+    def dearest(self) -> ModelInfo:
+        """A price ceiling to hold for a model the catalog does not know: every price at its max."""
+        priced = [m for m in self.models.values() if min(m.prompt_price, m.completion_price) >= 0]
+        if not priced:
+            raise CatalogError("the catalog has no priced model to bound an unknown one")
+        top = max(priced, key=lambda m: m.completion_price)
+        return replace(
+            top,
+            id="(unknown model)",
+            prompt_price=max(m.prompt_price for m in priced),
+            completion_price=max(m.completion_price for m in priced),
+            request_price=max(max(m.request_price for m in priced), Decimal(0)),
+        )
 
     @classmethod
     def from_models_json(cls, doc: Mapping[str, Any]) -> Catalog:

@@ -41,7 +41,9 @@ DEMO_JOBS: list[tuple[str, dict[str, Any]]] = [
         "context": {"user_tier": "pro", "task_type": "code", "budget_remaining": 40.0},
     }),
     ("vision", {
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "What is in this image?"}, _IMAGE]}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is in this image?"}, _IMAGE]}
+        ],
         "context": {"user_tier": "pro", "needs_vision": True, "budget_remaining": 40.0},
     }),
     ("tools (primary down)", {
@@ -123,7 +125,7 @@ def print_table(names: Sequence[str], results: Sequence[Result], *, out: Any) ->
             f"{r.timing.total_ms} ms",
         ])
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*headers), file=out)
     print("  ".join("-" * w for w in widths), file=out)
     for row in rows:

@@ -21,11 +21,10 @@ async def complete(ctx: dict[str, Any], payload: Any, batch_id: str | None = Non
     enqueued: datetime | None = ctx.get("enqueue_time")
     enqueued_at = enqueued.timestamp() if enqueued else None
 
-    if job_try > 1:
-        # A re-run (crash, cancel, duplicate delivery): a result may already exist.
-        if await svc.results.existing(job_id) is not None:
-            log.info("job %s already has a result; not running it again", job_id)
-            return "duplicate"
+    # A re-run (crash, cancel, duplicate delivery): a result may already exist.
+    if job_try > 1 and await svc.results.existing(job_id) is not None:
+        log.info("job %s already has a result; not running it again", job_id)
+        return "duplicate"
     messages: Any = None
     try:
         result, job = await svc.pipeline.run(

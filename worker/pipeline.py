@@ -13,20 +13,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from producer_client.contract import AttemptInfo, Job, Result, Routing, Skip, TraceItem, Usage
+from producer_client.contract import (
+    AttemptInfo,
+    BudgetLineInfo,
+    Job,
+    Result,
+    Routing,
+    Skip,
+    TraceItem,
+    Usage,
+)
 from producer_client.errors import InvalidJob
 from producer_client.jobs import parse_job
 from producer_client.money import nano_to_usd
+from worker.budget import Reservation
 from worker.catalog import Catalog
-from worker.classify import classify_task
+from worker.classify import classified_context
 from worker.eligibility import filter_chain, needs_of
 from worker.openrouter import ChatRequest, Completion, OpenRouterClient, UpstreamError
 from worker.outcome import JobClock, Outcome
-from worker.rules import Decision, RuleSet
+from worker.rules import Decision, RuleSet, thaw
 from worker.serialization import INVALID_KEY
-from worker.tokens import estimate_prompt_tokens, text_of
+from worker.spend import BudgetCheck, SpendControl, lines_info, reservation_id
+from worker.tokens import estimate_prompt_tokens
 
 log = logging.getLogger("routeq.pipeline")
+
+NO_BUDGET = BudgetCheck((), {})
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class Pipeline:
     client: OpenRouterClient
     upstream_budget_s: float = 115.0
     max_tries: int = 3
+    spend: SpendControl | None = None
 
     async def run(self, inp: JobInput) -> tuple[Result, Job | None]:
         """The job's result (never raises for a bad job or an upstream failure) and the parsed job."""
@@ -68,29 +82,41 @@ class Pipeline:
 
     async def _route_and_call(self, job: Job, out: Outcome, clock: JobClock) -> Result:
         messages = [m.model_dump(exclude_none=True) for m in job.messages]
-        context = job.context.model_dump()
-        task_source = "context"
-        if not context.get("task_type") or context["task_type"] == "auto":
-            context["task_type"] = classify_task(text_of(messages))
-            task_source = "classifier"
-        decision = self.rules.decide(context, messages=messages, now=datetime.now(UTC))
+        context, task_source = classified_context(job.context.model_dump(), messages)
+        now = datetime.now(UTC)
+        check = await self.spend.check(context, now) if self.spend else NO_BUDGET
+        decision = self.rules.decide(context, messages=messages, now=now, computed=check.computed)
         max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
         needs = needs_of(job, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
         chain, skipped = filter_chain(decision.chain, self.catalog, needs)
-        routing = _routing(decision, context["task_type"], task_source, chain, skipped, max_tokens)
+        routing = _routing(decision, context.get("task_type"), task_source, chain, skipped, max_tokens)
         if not chain:
             return out.rejected(
                 clock, "no_eligible_model",
-                f"rule {decision.rule!r}: no model in its chain can serve this request "
+                f"rule {decision.rule!r}: no model in its chain can serve this request: "
                 + "; ".join(f"{s.model}: {s.reason}" for s in skipped),
                 routing=routing,
             )
+
+        rid = reservation_id(out.job_id, out.job_try)
+        held: Reservation | None = None
+        budget: list[BudgetLineInfo] = []
+        if self.spend is not None and check.lines:
+            # Never trust a producer's low prompt_tokens_est for money: estimate from the messages.
+            prompt_tokens = max(decision.prompt_tokens_est,
+                                estimate_prompt_tokens(messages, tools=job.params.tools))
+            worst = self.spend.worst_case(chain, prompt_tokens, max_tokens)
+            held = await self.spend.reserve(rid, check, worst)
+            budget = lines_info(held.lines)
+            if not held.ok:
+                return _not_covered(out, clock, held, worst, routing, budget)
+
         request = ChatRequest(
             messages=messages,
             chain=tuple(chain),
             max_tokens=max_tokens,
-            provider=decision.provider,
-            params={**decision.params, **job.params.upstream()},
+            provider=thaw(decision.provider) if decision.provider else None,
+            params={**thaw(decision.params), **job.params.upstream()},
             user=job.context.user_id,
         )
         t0 = time.monotonic()
@@ -98,9 +124,17 @@ class Pipeline:
             completion = await self.client.complete(request, deadline=t0 + self.upstream_budget_s)
         except UpstreamError as exc:
             clock.upstream_ms = int((time.monotonic() - t0) * 1000)
+            if held is not None:
+                budget = await self.spend.release(rid) if self.spend else budget
             routing = routing.model_copy(update={"attempts": [_attempt(a) for a in exc.attempts]})
-            return out.failed(clock, exc.error_type, exc.message, retryable=exc.retryable, routing=routing)
+            return out.failed(clock, exc.error_type, exc.message, retryable=exc.retryable,
+                              routing=routing, budget=budget)
+        # A cancelled call (shutdown) keeps its reservation: the lease expiry charges it in full,
+        # since OpenRouter may have billed it.
         clock.upstream_ms = int((time.monotonic() - t0) * 1000)
+        usage, cost_nano = self._usage(completion)
+        if held is not None and self.spend is not None:
+            budget = await self.spend.settle(rid, cost_nano)
         routing = routing.model_copy(
             update={
                 "model_served": completion.model_served,
@@ -109,14 +143,11 @@ class Pipeline:
             }
         )
         return out.succeeded(
-            clock,
-            content=completion.content,
-            message=dict(completion.message),
-            routing=routing,
-            usage=self._usage(completion),
+            clock, content=completion.content, message=dict(completion.message), routing=routing,
+            usage=usage, budget=budget,
         )
 
-    def _usage(self, c: Completion) -> Usage:
+    def _usage(self, c: Completion) -> tuple[Usage, int]:
         """``usage.cost`` is what OpenRouter charged; without it, tokens × the catalog's prices."""
         if c.cost_nano is not None:
             cost, source = c.cost_nano, "usage.cost"
@@ -126,12 +157,13 @@ class Pipeline:
                 cost, source = 0, "none"
             else:
                 cost, source = info.cost_nano(c.prompt_tokens, c.completion_tokens), "catalog"
-        return Usage(
+        usage = Usage(
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
             cost_usd=nano_to_usd(cost),
             cost_source=source,  # type: ignore[arg-type]
         )
+        return usage, cost
 
 
 def _routing(
@@ -148,6 +180,29 @@ def _routing(
         skipped=skipped,
         max_tokens=max_tokens,
         trace=[TraceItem(rule=t.rule, matched=t.matched, why=t.why) for t in d.trace],
+    )
+
+
+def _not_covered(
+    out: Outcome, clock: JobClock, held: Reservation, worst: int, routing: Routing,
+    budget: list[BudgetLineInfo],
+) -> Result:
+    if held.denied is None:
+        # This try's reservation was already settled or reclaimed: calling again is unreserved spend.
+        return out.failed(
+            clock, "already_charged",
+            f"this try's reservation is {held.state}; resubmit under a new job id to run it again",
+            routing=routing, budget=budget,
+        )
+    d = held.denied
+    return out.rejected(
+        clock, "budget_exceeded",
+        f"budget {d.name!r} cannot cover this job: limit {nano_to_usd(d.limit_nano)} USD, "
+        f"remaining {nano_to_usd(d.remaining_nano)} USD, job needs up to {nano_to_usd(worst)} USD",
+        routing=routing,
+        budget=budget,
+        details={"budget": d.name, "limit_usd": nano_to_usd(d.limit_nano),
+                 "remaining_usd": nano_to_usd(d.remaining_nano), "needed_usd": nano_to_usd(worst)},
     )
 
 

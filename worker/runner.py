@@ -15,6 +15,7 @@ Running, finishing and retrying a job stay arq's own code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -89,10 +90,8 @@ class RouteqWorker(Worker):
                     return
                 gap = max(_MIN_POLL_GAP_S, self.poll_delay_s - (time.monotonic() - started))
                 await asyncio.sleep(_MIN_POLL_GAP_S)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), gap - _MIN_POLL_GAP_S)
-                except TimeoutError:
-                    pass
         finally:
             if listener:
                 listener.cancel()
@@ -100,10 +99,11 @@ class RouteqWorker(Worker):
     async def _poll_iteration(self) -> None:
         free = self.max_jobs - self.job_counter
         if self.allow_pick_jobs and free > 0:
+            now_ms = int(time.time() * 1000)
             caps = [free] + [max(0, free - self.interactive_reserve)] * (len(self.queue_names) - 1)
             claimed = await self._claim(
                 keys=list(self.queue_names),
-                args=[int(time.time() * 1000), self.scan_limit, int(self.in_progress_timeout_s * 1000), *caps],
+                args=[now_ms, self.scan_limit, int(self.in_progress_timeout_s * 1000), *caps],
             )
             for i in range(0, len(claimed), 3):
                 await self._start(claimed[i].decode(), int(float(claimed[i + 1])))
@@ -129,8 +129,9 @@ class RouteqWorker(Worker):
         """Stop taking jobs, let running ones finish (up to ``timeout_s``), then stop the main loop."""
         self.allow_pick_jobs = False
         deadline = time.monotonic() + timeout_s
-        while any(not t.done() for t in self.tasks.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        pending = [t for t in self.tasks.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         if self.main_task is not None:
             self.main_task.cancel()
 
@@ -200,10 +201,8 @@ class RouteqWorker(Worker):
 
 
 async def _quiet_close(pubsub: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a dead connection may fail; nothing to do
         await pubsub.aclose()
-    except Exception:  # closing a dead connection may fail; nothing to do about it
-        pass
 
 
 def make_pool(url: str) -> ArqRedis:

@@ -12,6 +12,7 @@ from arq.worker import func
 
 from producer_client.connection import redact
 from producer_client.keys import JOB_FUNCTION, Keys
+from worker.budget import BudgetLedger
 from worker.job import complete
 from worker.outcome import JobClock, Outcome
 from worker.rules import RulesError
@@ -35,11 +36,11 @@ def build_worker(
     handle_signals: bool = True,
 ) -> RouteqWorker:
     """A ready worker; raises RulesError (every problem, with its JSON path) before connecting."""
-    rules, catalog = load_policy(settings)
+    policy = load_policy(settings)
     pool = pool or make_pool(settings.redis_url)
     keys = Keys(settings.prefix)
     queue_keys = tuple(keys.queue(q) for q in settings.queues)
-    services = build_services(settings, pool, rules, catalog)
+    services = build_services(settings, pool, policy)
 
     async def on_lost_payload(job_id: str) -> None:
         result = Outcome(job_id, 1).rejected(
@@ -48,7 +49,16 @@ def build_worker(
         )
         await services.results.write(result)
 
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        if services.ledger is not None:
+            ctx["reclaimer"] = asyncio.create_task(
+                reclaim_forever(services.ledger, settings.reclaim_every_s)
+            )
+
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        task = ctx.pop("reclaimer", None)
+        if task is not None:
+            task.cancel()
         svc: Services = ctx["routeq"]
         await svc.aclose()
 
@@ -61,6 +71,7 @@ def build_worker(
         wake_channels=tuple(keys.wake(q) for q in queue_keys),
         redis_pool=pool,
         ctx={"routeq": services, "on_lost_payload": on_lost_payload},
+        on_startup=on_startup,
         on_shutdown=on_shutdown,
         max_jobs=settings.max_jobs,
         job_timeout=settings.job_timeout_s,
@@ -75,6 +86,20 @@ def build_worker(
         burst=burst,
         log_results=False,
     )
+
+
+async def reclaim_forever(ledger: BudgetLedger, every_s: float) -> None:
+    """Charge in full the reservations of tries whose worker died (their lease ran out)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            reclaimed = await ledger.reclaim_expired()
+        except Exception as exc:  # Redis down or a bug: try again next round
+            log.warning("reclaiming expired reservations failed: %s", exc)
+            continue
+        if reclaimed:
+            log.warning("reclaimed %d expired reservation(s), charged in full: %s",
+                        len(reclaimed), ", ".join(reclaimed[:10]))
 
 
 async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:

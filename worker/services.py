@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from producer_client.keys import Keys
+from worker.budget import AlertSink, BudgetConfigError, BudgetDef, BudgetLedger, parse_budgets
 from worker.catalog import Catalog, default_catalog_path
 from worker.openrouter import OpenRouterClient
 from worker.pipeline import Pipeline
 from worker.results import ResultStore
-from worker.rules import RuleSet, default_rules_path, load_rules
+from worker.rules import Problem, RulesError, RuleSet, default_rules_path, load_rules
 from worker.settings import WorkerSettings
+from worker.spend import SpendControl
 
 
 @dataclass(frozen=True)
@@ -21,31 +23,55 @@ class Services:
     pipeline: Pipeline
     results: ResultStore
     client: OpenRouterClient
+    ledger: BudgetLedger | None = None
+    alerts: AlertSink | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.alerts is not None:
+            await self.alerts.aclose()
 
 
-def load_policy(settings: WorkerSettings) -> tuple[RuleSet, Catalog]:
-    """Rules and catalog; raises RulesError naming every problem, before any job is taken."""
+@dataclass(frozen=True)
+class Policy:
+    rules: RuleSet
+    budgets: tuple[BudgetDef, ...]
+    catalog: Catalog
+
+
+def load_policy(settings: WorkerSettings) -> Policy:
+    """Rules, budgets and catalog; raises RulesError naming every problem before any job is taken."""
     rules = load_rules(settings.rules_path or default_rules_path())
+    try:
+        budgets = parse_budgets(rules.budgets_raw)
+    except BudgetConfigError as exc:
+        raise RulesError([Problem(path, msg) for path, msg in exc.problems]) from None
     catalog = Catalog.load(settings.catalog_path or default_catalog_path())
-    return rules, catalog
+    return Policy(rules, budgets, catalog)
 
 
-def build_services(
-    settings: WorkerSettings, redis: Redis, rules: RuleSet, catalog: Catalog
-) -> Services:
+def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Services:
     client = OpenRouterClient(settings.openrouter)
     keys = Keys(settings.prefix)
+    ledger: BudgetLedger | None = None
+    alerts: AlertSink | None = None
+    spend: SpendControl | None = None
+    if policy.budgets:
+        alerts = AlertSink(settings.budget_webhook)
+        # The lease outlives arq's job timeout, so a slow but live job is never reclaimed.
+        ledger = BudgetLedger(redis, prefix=settings.prefix, lease_s=settings.job_timeout_s + settings.lease_margin_s,
+                              on_alerts=alerts.emit)
+        spend = SpendControl(policy.budgets, ledger, policy.catalog, policy.rules.timezone,
+                             prefix=settings.prefix)
     return Services(
         settings=settings,
         pipeline=Pipeline(
-            rules=rules,
-            catalog=catalog,
+            rules=policy.rules,
+            catalog=policy.catalog,
             client=client,
             upstream_budget_s=settings.upstream_budget_s,
             max_tries=settings.max_tries,
+            spend=spend,
         ),
         results=ResultStore(
             redis,
@@ -55,4 +81,6 @@ def build_services(
             store_prompts=settings.store_prompts,
         ),
         client=client,
+        ledger=ledger,
+        alerts=alerts,
     )

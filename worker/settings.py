@@ -36,6 +36,9 @@ class WorkerSettings:
     result_ttl_s: int = 86_400
     decisions_maxlen: int = 100_000
     store_prompts: bool = False
+    budget_webhook: str | None = None
+    reclaim_every_s: float = 15.0
+    lease_margin_s: float = 60.0
     rules_path: Path | None = None
     catalog_path: Path | None = None
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -66,6 +69,9 @@ class WorkerSettings:
             result_ttl_s=_int(e, "ROUTEQ_RESULT_TTL_S", 86_400, low=1),
             decisions_maxlen=_int(e, "ROUTEQ_DECISIONS_MAXLEN", 100_000, low=1),
             store_prompts=e.get("ROUTEQ_STORE_PROMPTS", "0").lower() in {"1", "true", "yes"},
+            budget_webhook=e.get("ROUTEQ_BUDGET_WEBHOOK") or None,
+            reclaim_every_s=_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
+            lease_margin_s=_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
             rules_path=Path(e["ROUTEQ_RULES"]) if e.get("ROUTEQ_RULES") else None,
             catalog_path=Path(e["ROUTEQ_CATALOG"]) if e.get("ROUTEQ_CATALOG") else None,
             openrouter=OpenRouterSettings.from_env(e),

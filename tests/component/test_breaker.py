@@ -241,6 +241,8 @@ async def test_native_fallback_blames_only_the_models_openrouter_abandoned(
             assert done.model_served == B
     reasons = await health.check([A, B, C])
     assert reasons[A] is not None and reasons[B] is None and reasons[C] is None
+    (st,) = await health.status()
+    assert (st.model, st.state, st.last_error) == (A, "open", "fallback")
 
 
 async def test_previous_errors_narrow_the_blame_and_refusals_are_ignored(

@@ -97,7 +97,8 @@ async def test_retry_after_is_honoured(worker: WorkerProcess, client: Client,
 async def test_bad_job_bytes_get_a_rejected_result(worker: WorkerProcess, client: Client) -> None:
     keys = Keys()
     # A job that violates the contract, and raw garbage, written straight into the queue.
-    bad_doc = {"t": None, "f": "complete", "a": [{"messages": "nope"}], "k": {}, "et": int(time.time() * 1000)}
+    now_ms = int(time.time() * 1000)
+    bad_doc = {"t": None, "f": "complete", "a": [{"messages": "nope"}], "k": {}, "et": now_ms}
     await client.redis.set("arq:job:bad-doc", orjson.dumps(bad_doc))
     await client.redis.set("arq:job:garbage", b"\x80\x04\x95 not json")
     await client.redis.zadd(keys.queue(), {"bad-doc": time.time() * 1000, "garbage": time.time() * 1000})

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.client_cmd",
     "worker.cli.worker_cmd",
     "worker.cli.demo_cmd",
+    "worker.cli.deadletter_cmd",
 )
 
 

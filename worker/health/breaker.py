@@ -237,7 +237,8 @@ class ModelHealth:
         retry_after_ms = _ms(attempt.retry_after_s) if attempt.retry_after_s else 0
         args: list[Any] = [
             self._now_ms(), s.failure_threshold, _ms(s.cooldown_s), _ms(s.max_cooldown_s),
-            _ms(s.state_ttl_s), retry_after_ms, attempt.error_type or "",
+            # A success's abandoned models failed for a reason OpenRouter does not give us.
+            _ms(s.state_ttl_s), retry_after_ms, attempt.error_type or "fallback",
             *(["f"] * len(failed)), *(["s"] * len(succeeded)),
         ]
         try:

@@ -176,13 +176,16 @@ def _defaults(value: Any, problems: list[Problem]) -> _Defaults:
 
 
 def _budgets(value: Any, problems: list[Problem]) -> tuple[Mapping[str, Any], ...]:
-    """Kept raw: the budget module validates its own section."""
+    """Kept raw for the budget module, which also validates them here so one check covers the file."""
+    from worker.budget.config import BudgetConfigError, parse_budgets
+
     if not isinstance(value, list | tuple):
         problems.append(Problem("$.budgets", f"expected a list, got {kind(value)}"))
         return ()
-    for i, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            problems.append(Problem(f"$.budgets[{i}]", f"expected an object, got {kind(item)}"))
+    try:
+        parse_budgets(list(value))
+    except BudgetConfigError as exc:
+        problems.extend(Problem(path, message) for path, message in exc.problems)
     return tuple(thaw(item) for item in value if isinstance(item, Mapping))
 
 
