@@ -225,7 +225,6 @@ class RedisProc:
         r = self.client()
         r.flushall()
         r.config_resetstat()
-        r.script_flush()
 
 
 class EmulatorProc:

@@ -7,6 +7,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from producer_client.contract import Job
+from worker.deadletters import keep_failed_job
 from worker.outcome import JobClock, Outcome
 from worker.pipeline import JobInput
 from worker.services import Services
@@ -26,6 +28,7 @@ async def complete(ctx: dict[str, Any], payload: Any, batch_id: str | None = Non
         log.info("job %s already has a result; not running it again", job_id)
         return "duplicate"
     messages: Any = None
+    job: Job | None = None
     try:
         result, job = await svc.pipeline.run(
             JobInput(job_id, payload, job_try=job_try, enqueued_at=enqueued_at, batch_id=batch_id)
@@ -40,5 +43,9 @@ async def complete(ctx: dict[str, Any], payload: Any, batch_id: str | None = Non
             JobClock(enqueued_at=enqueued_at), "internal_error", f"{type(exc).__name__}: {exc}",
             retryable=True,
         )
+    if result.status == "failed" and job is not None:
+        # Dead letters keep the job itself, so `routeq retry` can run it again under its id.
+        await keep_failed_job(svc.results.redis, svc.results.keys, job_id,
+                              job.model_dump_json().encode(), svc.results.ttl_s)
     written = await svc.results.write(result, batch_id=batch_id, messages=messages)
     return result.status if written else "duplicate"

@@ -30,6 +30,7 @@ from worker.budget import Reservation
 from worker.catalog import Catalog
 from worker.classify import classified_context
 from worker.eligibility import filter_chain, needs_of
+from worker.health import ModelHealth
 from worker.openrouter import ChatRequest, Completion, OpenRouterClient, UpstreamError
 from worker.outcome import JobClock, Outcome
 from worker.rules import Decision, RuleSet, thaw
@@ -59,6 +60,7 @@ class Pipeline:
     upstream_budget_s: float = 115.0
     max_tries: int = 3
     spend: SpendControl | None = None
+    health: ModelHealth | None = None
 
     async def run(self, inp: JobInput) -> tuple[Result, Job | None]:
         """The job's result (never raises for a bad job or an upstream failure) and the parsed job."""
@@ -98,6 +100,26 @@ class Pipeline:
                 routing=routing,
             )
 
+        if self.health is not None:
+            block = await self.health.account_block()
+            if block is not None:
+                return out.failed(clock, block.error_type, block.message, retryable=True, routing=routing)
+            reasons = await self.health.check(chain)
+            tripped = [Skip(model=m, reason=r) for m, r in reasons.items() if r is not None]
+            if tripped:
+                chain = [m for m in chain if reasons.get(m) is None]
+                routing = routing.model_copy(
+                    update={"chain": chain, "skipped": [*routing.skipped, *tripped],
+                            "model": chain[0] if chain else routing.model}
+                )
+                if not chain:
+                    return out.failed(
+                        clock, "circuit_open",
+                        "every model in the chain is paused: "
+                        + "; ".join(f"{s.model}: {s.reason}" for s in tripped),
+                        retryable=True, routing=routing,
+                    )
+
         rid = reservation_id(out.job_id, out.job_try)
         held: Reservation | None = None
         budget: list[BudgetLineInfo] = []
@@ -121,7 +143,10 @@ class Pipeline:
         )
         t0 = time.monotonic()
         try:
-            completion = await self.client.complete(request, deadline=t0 + self.upstream_budget_s)
+            completion = await self.client.complete(
+                request, deadline=t0 + self.upstream_budget_s,
+                on_attempt=self.health.record if self.health else None,
+            )
         except UpstreamError as exc:
             clock.upstream_ms = int((time.monotonic() - t0) * 1000)
             if held is not None:

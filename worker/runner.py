@@ -91,7 +91,8 @@ class RouteqWorker(Worker):
                 gap = max(_MIN_POLL_GAP_S, self.poll_delay_s - (time.monotonic() - started))
                 await asyncio.sleep(_MIN_POLL_GAP_S)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), gap - _MIN_POLL_GAP_S)
+                    async with asyncio.timeout(gap - _MIN_POLL_GAP_S):
+                        await self._wake.wait()
         finally:
             if listener:
                 listener.cancel()

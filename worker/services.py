@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from producer_client.keys import Keys
 from worker.budget import AlertSink, BudgetConfigError, BudgetDef, BudgetLedger, parse_budgets
 from worker.catalog import Catalog, default_catalog_path
+from worker.health import ModelHealth
 from worker.openrouter import OpenRouterClient
 from worker.pipeline import Pipeline
 from worker.results import ResultStore
@@ -59,8 +60,8 @@ def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Se
     if policy.budgets:
         alerts = AlertSink(settings.budget_webhook)
         # The lease outlives arq's job timeout, so a slow but live job is never reclaimed.
-        ledger = BudgetLedger(redis, prefix=settings.prefix, lease_s=settings.job_timeout_s + settings.lease_margin_s,
-                              on_alerts=alerts.emit)
+        lease_s = settings.job_timeout_s + settings.lease_margin_s
+        ledger = BudgetLedger(redis, prefix=settings.prefix, lease_s=lease_s, on_alerts=alerts.emit)
         spend = SpendControl(policy.budgets, ledger, policy.catalog, policy.rules.timezone,
                              prefix=settings.prefix)
     return Services(
@@ -72,6 +73,7 @@ def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Se
             upstream_budget_s=settings.upstream_budget_s,
             max_tries=settings.max_tries,
             spend=spend,
+            health=ModelHealth(redis, prefix=settings.prefix, settings=settings.breaker),
         ),
         results=ResultStore(
             redis,

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from producer_client.connection import DEFAULT_URL
+from worker.envvars import SettingsError, env_float, env_int
+from worker.health import BreakerSettings
 from worker.openrouter import OpenRouterSettings
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the worker cannot use."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,7 @@ class WorkerSettings:
     catalog_path: Path | None = None
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     openrouter: OpenRouterSettings = field(default_factory=OpenRouterSettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
     @property
     def upstream_budget_s(self) -> float:
@@ -59,46 +58,24 @@ class WorkerSettings:
             redis_url=e.get("REDIS_URL", DEFAULT_URL),
             prefix=e.get("ROUTEQ_PREFIX", "routeq:"),
             queues=queues,
-            max_jobs=_int(e, "ROUTEQ_MAX_JOBS", 1000, low=1),
-            interactive_reserve=_int(e, "ROUTEQ_INTERACTIVE_RESERVE", 50, low=0),
-            poll_delay_s=_float(e, "ROUTEQ_POLL_DELAY_S", 0.5, low=0.001),
-            scan_limit=_int(e, "ROUTEQ_SCAN_LIMIT", 5000, low=1),
-            job_timeout_s=_int(e, "ROUTEQ_JOB_TIMEOUT_S", 120, low=5),
-            shutdown_grace_s=_int(e, "ROUTEQ_SHUTDOWN_GRACE_S", 25, low=0),
-            max_tries=_int(e, "ROUTEQ_MAX_TRIES", 3, low=1),
-            result_ttl_s=_int(e, "ROUTEQ_RESULT_TTL_S", 86_400, low=1),
-            decisions_maxlen=_int(e, "ROUTEQ_DECISIONS_MAXLEN", 100_000, low=1),
+            max_jobs=env_int(e, "ROUTEQ_MAX_JOBS", 1000, low=1),
+            interactive_reserve=env_int(e, "ROUTEQ_INTERACTIVE_RESERVE", 50, low=0),
+            poll_delay_s=env_float(e, "ROUTEQ_POLL_DELAY_S", 0.5, low=0.001),
+            scan_limit=env_int(e, "ROUTEQ_SCAN_LIMIT", 5000, low=1),
+            job_timeout_s=env_int(e, "ROUTEQ_JOB_TIMEOUT_S", 120, low=5),
+            shutdown_grace_s=env_int(e, "ROUTEQ_SHUTDOWN_GRACE_S", 25, low=0),
+            max_tries=env_int(e, "ROUTEQ_MAX_TRIES", 3, low=1),
+            result_ttl_s=env_int(e, "ROUTEQ_RESULT_TTL_S", 86_400, low=1),
+            decisions_maxlen=env_int(e, "ROUTEQ_DECISIONS_MAXLEN", 100_000, low=1),
             store_prompts=e.get("ROUTEQ_STORE_PROMPTS", "0").lower() in {"1", "true", "yes"},
             budget_webhook=e.get("ROUTEQ_BUDGET_WEBHOOK") or None,
-            reclaim_every_s=_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
-            lease_margin_s=_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
+            reclaim_every_s=env_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
+            lease_margin_s=env_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
             rules_path=Path(e["ROUTEQ_RULES"]) if e.get("ROUTEQ_RULES") else None,
             catalog_path=Path(e["ROUTEQ_CATALOG"]) if e.get("ROUTEQ_CATALOG") else None,
             openrouter=OpenRouterSettings.from_env(e),
+            breaker=BreakerSettings.from_env(e),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
-    if value < low:
-        raise SettingsError(f"{name}={raw!r}: must be >= {low}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number") from None
-    if value < low:
-        raise SettingsError(f"{name}={raw!r}: must be >= {low}")
-    return value
+__all__ = ["SettingsError", "WorkerSettings"]

@@ -15,7 +15,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.client_cmd",
     "worker.cli.worker_cmd",
     "worker.cli.demo_cmd",
+    "worker.cli.budget_cmd",
     "worker.cli.deadletter_cmd",
+    "worker.cli.batch_cmd",
 )
 
 

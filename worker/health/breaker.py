@@ -42,8 +42,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from worker.envvars import SettingsError
 from worker.openrouter.models import Attempt
-from worker.settings import SettingsError
 
 log = logging.getLogger("routeq.health")
 

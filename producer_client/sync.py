@@ -1,0 +1,159 @@
+"""A blocking client for threaded code (WSGI backends, scripts), built on the async one.
+
+One private event loop runs in a daemon thread and owns the async Client and its Redis pool; each
+method hands a coroutine to that loop and blocks the calling thread on the answer. Any number of
+threads can share one SyncClient: their calls run concurrently on the loop, over pooled
+connections. This keeps one implementation of the protocol instead of a second, synchronous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from producer_client.batch import JobSpec
+from producer_client.client import Client, Handle, OnFull
+from producer_client.contract import Result
+
+T = TypeVar("T")
+_END = object()
+
+
+class SyncClient:
+    """The methods of ``Client``, blocking. Create one per process and ``close()`` it at exit."""
+
+    def __init__(self, make_client: Callable[[], Client]) -> None:
+        """``make_client`` runs on the private loop, so the client's connections belong to it."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="routeq-client", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+        async def build() -> Client:
+            return make_client()
+
+        try:
+            self.client = self._run(build())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **kwargs: Any) -> SyncClient:
+        """Like ``Client.from_url`` (``$REDIS_URL``, ``$ROUTEQ_PREFIX``, ``$ROUTEQ_MAX_QUEUE_DEPTH``)."""
+        return cls(lambda: Client.from_url(url, **kwargs))
+
+    def close(self) -> None:
+        """Close the Redis pool and stop the loop thread; idempotent."""
+        if self._closed:
+            return
+        try:
+            self._run(self.client.close())
+        finally:
+            self._closed = True
+            self._stop_loop()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the Client's methods -------------------------------------------------------------------
+
+    def submit(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        prompt: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+        queue: str | None = None,
+        on_full: OnFull | None = None,
+    ) -> str:
+        return self._run(
+            self.client.submit(
+                messages, prompt=prompt, context=context, params=params, metadata=metadata,
+                job_id=job_id, queue=queue, on_full=on_full,
+            )
+        )
+
+    def submit_many(
+        self,
+        jobs: Iterable[JobSpec],
+        *,
+        queue: str | None = None,
+        batch_id: str | None = None,
+        chunk: int = 500,
+        on_full: OnFull | None = None,
+    ) -> list[Handle]:
+        specs = list(jobs)  # iterate the caller's iterable in the caller's thread
+        return self._run(
+            self.client.submit_many(specs, queue=queue, batch_id=batch_id, chunk=chunk, on_full=on_full)
+        )
+
+    def get(self, job_id: str) -> Result | None:
+        return self._run(self.client.get(job_id))
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Result | None]:
+        return self._run(self.client.get_many(job_ids))
+
+    def result(self, job_id: str, timeout: float = 60.0) -> Result:
+        return self._run(self.client.result(job_id, timeout=timeout))
+
+    def wait_all(
+        self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
+    ) -> list[Result]:
+        return self._run(self.client.wait_all(list(job_ids), batch_id=batch_id, timeout=timeout))
+
+    def as_completed(
+        self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
+    ) -> Iterator[Result]:
+        """A plain iterator over results as jobs finish; leaving it early releases its wait."""
+        agen = self.client.as_completed(list(job_ids), batch_id=batch_id, timeout=timeout)
+        try:
+            while True:
+                item = self._run(_next(agen))
+                if item is _END:
+                    return
+                assert isinstance(item, Result)
+                yield item
+        finally:
+            if not self._closed:
+                self._run(agen.aclose())
+
+    def queue_depth(self, queue: str | None = None) -> int:
+        return self._run(self.client.queue_depth(queue))
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("SyncClient is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("SyncClient called from its own event loop; use the async Client there")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt in the waiting thread: stop the work too
+            raise
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+async def _next(agen: AsyncGenerator[Result, None]) -> object:
+    try:
+        return await agen.__anext__()
+    except StopAsyncIteration:
+        return _END
