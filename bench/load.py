@@ -105,9 +105,8 @@ def result_times(results: Sequence[Result]) -> list[JobTimes]:
         t = r.timing
         if t.enqueued_at is None:
             continue
-        out.append(
-            JobTimes(_epoch(t.enqueued_at), _epoch(t.started_at), _epoch(t.finished_at), r.status == "succeeded")
-        )
+        ok = r.status == "succeeded"
+        out.append(JobTimes(_epoch(t.enqueued_at), _epoch(t.started_at), _epoch(t.finished_at), ok))
     return out
 
 

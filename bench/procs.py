@@ -15,9 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -181,7 +182,7 @@ class Children:
         return EmulatorProc(child, line.split("listening on", 1)[1].strip())
 
     def routeq_worker(
-        self, redis_url: str, base_url: str, *, profile_to: Path | None = None, **settings: str
+        self, redis_url: str, base_url: str, settings: Mapping[str, str], *, profile_to: Path | None = None
     ) -> Child:
         """``python -m worker`` (optionally under cProfile) with ``ROUTEQ_*`` settings."""
         env = child_env(
@@ -195,7 +196,8 @@ class Children:
     def arq_worker(self, redis_url: str, *, max_jobs: int) -> Child:
         """arq's own CLI on :class:`bench.arq_baseline.WorkerSettings` (arq's defaults otherwise)."""
         env = child_env(BENCH_ARQ_REDIS_URL=redis_url, BENCH_ARQ_MAX_JOBS=str(max_jobs))
-        return self.start("arq-worker", [sys.executable, "-m", "arq", "bench.arq_baseline.WorkerSettings"], env)
+        args = [sys.executable, "-m", "arq", "bench.arq_baseline.WorkerSettings"]
+        return self.start("arq-worker", args, env)
 
 
 def wait_ready(workers: Sequence[Child], needle: str, timeout_s: float = 60.0) -> None:
@@ -219,7 +221,8 @@ class RedisProc:
             return False
 
     def version(self) -> str:
-        return str(self.client().info("server")["redis_version"])
+        info: dict[str, Any] = self.client().info("server")  # type: ignore[assignment]
+        return str(info["redis_version"])
 
     def flush(self) -> None:
         r = self.client()

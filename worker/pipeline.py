@@ -101,10 +101,9 @@ class Pipeline:
             )
 
         if self.health is not None:
-            block = await self.health.account_block()
+            block, reasons = await self.health.gate(chain)
             if block is not None:
                 return out.failed(clock, block.error_type, block.message, retryable=True, routing=routing)
-            reasons = await self.health.check(chain)
             tripped = [Skip(model=m, reason=r) for m, r in reasons.items() if r is not None]
             if tripped:
                 chain = [m for m in chain if reasons.get(m) is None]

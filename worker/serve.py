@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -113,8 +114,17 @@ async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
         await worker.close()
 
 
+def configure_logging(level: str) -> None:
+    """Our own logs at ``level``; arq's and httpx's per-job lines only when debugging (they cost
+    more CPU than the job bookkeeping itself at a thousand jobs a second)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        for noisy in ("arq.worker", "arq.jobs", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("ROUTEQ_LOG_LEVEL", "INFO"))
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:

@@ -154,7 +154,7 @@ async def test_wakes_idle_workers_once_per_script_call(client: Client, redis: Re
         msg = await pubsub.get_message(timeout=0.05)
         if msg is not None:
             counts.append(int(msg["data"]))
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert counts == [4, 4, 2]
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from worker.envvars import SettingsError
 from worker.openrouter.models import Attempt
@@ -200,16 +200,39 @@ class ModelHealth:
 
     async def check(self, models: Sequence[str]) -> dict[str, str | None]:
         """Per model: None if it may be called (possibly as the half-open probe), else why not."""
+        _, reasons = await self.gate(models, account=False)
+        return reasons
+
+    async def gate(
+        self, models: Sequence[str], *, account: bool = True
+    ) -> tuple[AccountBlock | None, dict[str, str | None]]:
+        """The account-wide stop and every model's circuit, in one round trip (a pipeline)."""
         unique = [m for m in dict.fromkeys(models) if m != ACCOUNT]
         reasons: dict[str, str | None] = dict.fromkeys(models)
-        if not unique:
-            return reasons
+        if not unique and not account:
+            return None, reasons
         lease_ms = _ms(self._settings.probe_lease_s)
+        keys = [self.key(m) for m in unique]
+        args: list[Any] = [self._now_ms(), lease_ms]
         try:
-            raw = await self._check(keys=[self.key(m) for m in unique], args=[self._now_ms(), lease_ms])
+            try:
+                # EVALSHA straight into the pipeline: redis-py would otherwise send SCRIPT EXISTS
+                # before every pipelined script call, a second round trip.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    if account:
+                        pipe.get(self.account_key)
+                    if unique:
+                        pipe.evalsha(self._check.sha, len(keys), *keys, *args)
+                    replies = await pipe.execute()
+            except NoScriptError:  # first call, or Redis restarted: load it, then one call each
+                replies = [await self._redis.get(self.account_key)] if account else []
+                if unique:
+                    replies.append(await self._check(keys=keys, args=args))
         except RedisError as exc:
             log.warning("circuit check failed (%s); treating %d model(s) as usable", exc, len(unique))
-            return reasons
+            return None, reasons
+        block = self._parse_block(replies[0]) if account else None
+        raw = replies[-1] if unique else []
         for i, model in enumerate(unique):
             code, wait_ms, fails, err = raw[4 * i : 4 * i + 4]
             code, wait_ms, fails = int(code), int(wait_ms), int(fails)
@@ -220,7 +243,7 @@ class ModelHealth:
             reasons[model] = _reason(code, wait_ms, fails, _text(err))
             if code == 3:
                 log.info("circuit half-open for %s: this worker probes it", model)
-        return reasons
+        return block, reasons
 
     async def record(self, attempt: Attempt) -> None:
         """Apply one attempt to the circuits it involves (the client's ``on_attempt`` hook)."""
@@ -264,6 +287,9 @@ class ModelHealth:
         except RedisError as exc:
             log.warning("account block check failed (%s); assuming none", exc)
             return None
+        return self._parse_block(raw)
+
+    def _parse_block(self, raw: Any) -> AccountBlock | None:
         if raw is None:
             return None
         try:

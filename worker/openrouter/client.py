@@ -35,6 +35,7 @@ from .errors import (
 from .models import Attempt, ChatRequest, Completion
 from .response import models_before, parse_response
 from .settings import OpenRouterSettings
+from .transport import default_transport
 
 logger = logging.getLogger("routeq.openrouter")
 
@@ -65,7 +66,7 @@ class OpenRouterClient:
         self._url = settings.chat_url
         self._http = httpx.AsyncClient(
             headers=_headers(settings),
-            transport=transport,
+            transport=transport if transport is not None else default_transport(settings),
             limits=httpx.Limits(
                 max_connections=settings.max_connections,
                 max_keepalive_connections=settings.max_connections,

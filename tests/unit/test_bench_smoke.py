@@ -1,0 +1,53 @@
+"""Keeps bench/ from rotting: imports every section and runs the (pure) rules section small.
+
+The other sections start real processes and take minutes; they are exercised by running
+``bench/run.py --quick``, not here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench import run as bench_run
+from bench.plan import Plan
+from bench.report import Row, markdown
+from bench.sections import rules as rules_section
+
+
+@pytest.mark.parametrize("module", sorted(bench_run.SECTIONS.values()))
+def test_every_section_imports_and_has_run(module: str) -> None:
+    assert callable(importlib.import_module(module).run)
+
+
+def test_rules_section_measures_both_engines_and_they_agree() -> None:
+    plan = replace(Plan.smoke(), rules_contexts=40, rules_repeats=1)
+    said: list[str] = []
+    (row,) = rules_section.run(plan, said.append)
+    assert row.value is not None and row.value > 0
+    assert row.baseline_value is not None and row.baseline_value > 0
+    assert row.ratio is not None and row.verdict()
+    # The shipped rules are the seed's rules as data: every context must pick the same rule.
+    assert "same rule chosen for 40/40" in row.note
+    assert row.figure in markdown([row])
+
+
+def test_cli_writes_the_table_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "latest.json"
+    assert bench_run.main(["--quick", "--only", "rules", "--out", str(out)]) == 0
+    doc = orjson.loads(out.read_bytes())
+    assert [r["section"] for r in doc["rows"]] == ["a rules"]
+    assert doc["machine"]["nproc"] >= 1
+    assert "| a rules |" in capsys.readouterr().out
+
+
+def test_verdict_reads_the_direction_of_better() -> None:
+    faster = Row("x", "throughput", 300.0, "jobs/s", "base", 100.0, "higher")
+    slower = Row("x", "latency", 300.0, "ms", "base", 100.0, "lower")
+    assert faster.verdict() == "3.00× better"
+    assert slower.verdict() == "3.00× worse"
+    assert Row("x", "pending", None, "ms", status="pending").ratio is None
