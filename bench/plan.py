@@ -34,6 +34,9 @@ class Plan:
     scale_cap_s: float = 25.0
     memory_inflight: int = 1000
     memory_latency_ms: int = 5000
+    upstream_calls: int = 1000
+    upstream_concurrency: int = 250
+    upstream_cap_s: float = 10.0
 
     @classmethod
     def default(cls) -> Plan:
@@ -59,4 +62,6 @@ class Plan:
             scale_cap_s=8.0,
             memory_inflight=1000,
             memory_latency_ms=3000,
+            upstream_calls=500,
+            upstream_cap_s=6.0,
         )

@@ -7,6 +7,8 @@ the producer being measured. :class:`Children` owns every process and kills what
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -25,6 +27,7 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "sk-or-v1-bench-not-a-secret"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -41,6 +44,12 @@ def wait_until(pred: Callable[[], bool], timeout_s: float, what: str, every_s: f
             return
         time.sleep(every_s)
     raise TimeoutError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the child if the driver dies without cleaning up (e.g. killed itself)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -62,6 +71,7 @@ class Child:
             self.proc = subprocess.Popen(
                 list(args), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # a ^C to the driver must not kill children mid-cleanup
+                preexec_fn=_die_with_parent,
             )
 
     @property

@@ -6,7 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/run.py --quick         # smaller counts, about a minute
     .venv/bin/python bench/run.py --only rules,pickup
 
-Sections: rules, e2e, budgets, enqueue, pickup, scale, memory. Each starts its own redis-server
+Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream. Each starts its own redis-server
 on a free loopback port, its own emulator and real worker processes, and stops them after.
 Prints a markdown table and writes it as JSON to bench/out/latest.json. Nothing is asserted:
 figures on a shared machine are noisy, read the ratios.
@@ -39,6 +39,7 @@ SECTIONS: dict[str, str] = {
     "pickup": "bench.sections.pickup",
     "scale": "bench.sections.scale",
     "memory": "bench.sections.memory",
+    "upstream": "bench.sections.upstream",
 }
 OUT = Path(__file__).resolve().parent / "out" / "latest.json"
 

@@ -20,7 +20,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,8 +292,9 @@ class Tally:
     cost_nano: int = 0
     run_ms: list[int] = field(default_factory=list)
     e2e_ms: list[int] = field(default_factory=list)
-    resumed: int = 0
-    this_run: int = 0
+    resumed: int = 0  # records earlier runs left in OUT
+    this_run: int = 0  # records written by this run, local rejections included
+    collected: int = 0  # results from workers in this run: what the rate measures
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -312,6 +313,8 @@ class Tally:
             self.this_run += 1
         if is_local_rejection(result):
             return
+        if not resumed:
+            self.collected += 1
         routing = result.routing
         self.rules[routing.rule if routing else "-"] += 1
         self.models[(routing.model_served or "-") if routing else "-"] += 1
@@ -327,7 +330,8 @@ class Tally:
         return self.resumed + self.this_run
 
     @property
-    def failed(self) -> int:
+    def unsuccessful(self) -> int:
+        """Failed or rejected, by a worker or as an invalid line."""
         return self.done - self.statuses["succeeded"]
 
     @property
@@ -338,9 +342,9 @@ class Tally:
         return (time.monotonic() if now is None else now) - self.started
 
     def rate(self, now: float | None = None) -> float:
-        """Results per second in this run."""
+        """Worker results per second in this run."""
         elapsed = self.elapsed(now)
-        return self.this_run / elapsed if elapsed > 0 else 0.0
+        return self.collected / elapsed if elapsed > 0 else 0.0
 
     def eta_s(self, now: float | None = None) -> float | None:
         rate = self.rate(now)
@@ -386,7 +390,6 @@ async def run_batch(
     chunk: int = 500,
     timeout: float | None = None,
     stop: asyncio.Event | None = None,
-    on_result: Callable[[Result], None] | None = None,
 ) -> RunOutcome:
     """Submit the plan's jobs while collecting their results into OUT, until all are in, ``stop``
     is set, ``timeout`` seconds pass, or submitting fails (the error is returned, not raised)."""
@@ -404,8 +407,6 @@ async def run_batch(
             out.write(res)
             tally.add(res)
             collected += 1
-            if on_result is not None:
-                on_result(res)
 
     submitter = asyncio.create_task(
         client.submit_many(

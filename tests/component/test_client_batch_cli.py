@@ -162,7 +162,7 @@ def test_a_rerun_resumes_without_running_anything_twice(
     assert max(worker.ran.values()) == 1 and sum(worker.ran.values()) == 29
     out, _ = capsys.readouterr()
     assert "30 with a result (18 from earlier runs)" in out
-    assert "12 results this run" in out
+    assert "12 results from workers this run" in out
     # Fix the bad line and run again: only that line is sent.
     write_input(tmp_path / "in.jsonl", 30)
     assert run(tmp_path) == 0

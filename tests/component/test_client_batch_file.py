@@ -145,7 +145,7 @@ def test_tally_counts_cost_exactly_and_latencies() -> None:
     tally.add(result("y", "failed", cost="0.000000007", rule="r2", total_ms=50, queued=None))
     tally.add(plan.new_rejections[0].result())
     assert tally.cost_usd == "0.300000007"  # floats would give 0.30000000700000004
-    assert (tally.done, tally.resumed, tally.this_run, tally.failed) == (4, 1, 3, 2)
+    assert (tally.done, tally.resumed, tally.this_run, tally.collected, tally.unsuccessful) == (4, 1, 3, 2, 2)
     assert tally.statuses == {"succeeded": 2, "failed": 1, "rejected": 1}
     assert tally.rules == {"default": 2, "r2": 1}  # the local rejection has no routing
     assert tally.models == {"m/a": 1, "m/b": 1, "-": 1}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import shutil
 import signal
 import sys
 import time
@@ -76,6 +77,8 @@ def _batch(args: argparse.Namespace) -> int:
         return fail(f"{args.input}: no such file", 2)
     if args.out.exists() and args.out.resolve() == args.input.resolve():
         return fail("--out must not be the input file", 2)
+    if not args.out.parent.is_dir():
+        return fail(f"{args.out.parent}: no such directory for --out", 2)
     batch = read_input_file(args.input)
     previous = read_previous(args.out)
     if previous.unreadable:
@@ -93,7 +96,7 @@ def _batch(args: argparse.Namespace) -> int:
         return 130
     if outcome.error:
         print(f"routeq: {outcome.error}", file=sys.stderr)
-    ok = outcome.error is None and outcome.unfinished == 0 and tally.failed == 0
+    ok = outcome.error is None and outcome.unfinished == 0 and tally.unsuccessful == 0
     return 0 if ok else 1
 
 
@@ -147,7 +150,8 @@ class Progress:
 
     def draw(self) -> None:
         if self.mode == "bar":
-            self.stream.write("\r\x1b[2K" + self.bar())
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line could not be redrawn
+            self.stream.write("\r\x1b[2K" + self.bar()[:width])
         elif self.mode == "lines":
             self.stream.write("routeq batch: " + self.status() + "\n")
         self.stream.flush()
@@ -192,8 +196,8 @@ def print_summary(out: TextIO, batch: BatchInput, tally: Tally, outcome: RunOutc
         ["enqueue -> finish", *_pcts(tally.e2e_ms)],
     ])
     w(f"total cost: {tally.cost_usd} USD\n")
-    rate = tally.this_run / elapsed if elapsed > 0 else 0.0
-    w(f"elapsed: {elapsed:.2f} s, {tally.this_run:,} results this run, {rate:,.1f} jobs/s\n")
+    w(f"elapsed: {elapsed:.2f} s, {tally.collected:,} results from workers this run, "
+      f"{tally.rate():,.1f} jobs/s\n")
     if batch.rejections:
         w(f"\nrejected lines ({len(batch.rejections):,}):\n")
         for r in batch.rejections[:SHOWN_REJECTIONS]:
