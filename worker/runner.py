@@ -28,7 +28,7 @@ from arq.constants import (
     result_key_prefix,
     retry_key_prefix,
 )
-from arq.utils import to_ms
+from arq.utils import timestamp_ms, to_ms
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,6 +58,7 @@ class RouteqWorker(Worker):
         self.wake_channels = wake_channels
         self._wake = asyncio.Event()
         self._claim: Any = None
+        self._backlog = False
         self.redis_failures = 0
 
     async def main(self) -> None:
@@ -108,23 +109,28 @@ class RouteqWorker(Worker):
             )
             for i in range(0, len(claimed), 3):
                 await self._start(claimed[i].decode(), int(float(claimed[i + 1])))
-        for job_id, t in list(self.tasks.items()):
-            if t.done():
-                del self.tasks[job_id]
-                if not t.cancelled() and t.exception() is not None:
-                    log.error("job %s ended with %r", job_id, t.exception())
+            # Took all it could: more may be waiting, so a freed slot should poll at once.
+            self._backlog = len(claimed) // 3 >= caps[-1]
         await self.heart_beat()
 
     async def _start(self, job_id: str, score: int) -> None:
         await self.sem.acquire()
         self.job_counter += 1
         t = self.loop.create_task(self.run_job(job_id, score))
-        t.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+        t.add_done_callback(lambda task: self._job_done(job_id, task))
         self.tasks[job_id] = t
+
+    def _job_done(self, job_id: str, task: asyncio.Task[Any]) -> None:
+        if self.tasks.get(job_id) is task:
+            del self.tasks[job_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s ended with %r", job_id, task.exception())
+        self._release_sem_dec_counter_on_complete()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
-        self._wake.set()
+        if self._backlog:
+            self._wake.set()
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Stop taking jobs, let running ones finish (up to ``timeout_s``), then stop the main loop."""
@@ -185,6 +191,10 @@ class RouteqWorker(Worker):
                     tr.zrem(q, job_id)
             elif incr_score:
                 tr.zincrby(self.queue_name, incr_score, job_id)
+            else:
+                # Cancelled (shutdown): ready again now, not when its claim would have expired.
+                for q in self.queue_names:
+                    tr.zadd(q, {job_id: timestamp_ms()}, xx=True)
             tr.delete(*delete_keys)
             await tr.execute()
 
