@@ -59,7 +59,7 @@ CASES: list[tuple[Any, str, str]] = [
     ),
     (doc_with(defaults={"params": {"model": "x/y"}}), "$.defaults.params.model", "not allowed here"),
     (doc_with(budgets={"daily": 1}), "$.budgets", "expected a list"),
-    (doc_with(budgets=[1]), "$.budgets[0]", "expected an object"),
+    (doc_with(budgets=[1]), "$.budgets[0]", "must be an object"),
     ({"rules": []}, "$.rules", "expected a non-empty list"),
     ({"rules": {"a": 1}}, "$.rules", "expected a non-empty list"),
     ({"rules": ["default", DEFAULT]}, "$.rules[0]", "expected a rule object"),
@@ -337,11 +337,19 @@ def test_version_is_a_hash_of_the_canonical_document(tmp_path: Path) -> None:
 
 
 def test_budgets_are_kept_raw() -> None:
-    budgets = [{"name": "daily", "scope": "user", "limit_usd": "5.00", "anything": [1, 2]}]
+    budgets = [{"name": "daily", "scope": "user", "limit_usd": "5.00", "window": "day"}]
     rules = compile_rules(doc_with(budgets=budgets))
     assert rules.budgets_raw == tuple(budgets)
     budgets[0]["name"] = "changed"  # the rule set holds its own copy
     assert rules.budgets_raw[0]["name"] == "daily"
+
+
+def test_budget_problems_are_reported_with_the_rules_problems() -> None:
+    budgets = [{"name": "daily", "scope": "user", "limit_usd": "5.00", "anything": [1, 2]}]
+    with pytest.raises(RulesError) as info:
+        compile_rules(doc_with(budgets=budgets))
+    paths = {p.path for p in info.value.problems}
+    assert paths == {"$.budgets[0].anything", "$.budgets[0].window"}
 
 
 def test_load_rules_reports_unreadable_and_invalid_files(tmp_path: Path) -> None:
