@@ -118,13 +118,19 @@ def _not(value: Any, where: str, problems: list[Problem], depth: int) -> tuple[C
 
 
 def _and(conditions: tuple[Condition, ...]) -> Condition:
-    """Kleene AND: FALSE beats UNKNOWN beats TRUE; a TRUE explains itself with every reason."""
+    """Kleene AND of conditions: FALSE beats UNKNOWN beats TRUE."""
+    return _kleene_and(conditions)
 
-    def conjunction(scope: Scope) -> Outcome:
+
+def _kleene_and(parts: tuple[Callable[[Any], Outcome], ...]) -> Callable[[Any], Outcome]:
+    """Kleene AND over checks of one argument (a scope, or a field's value): FALSE beats UNKNOWN
+    beats TRUE, and a TRUE explains itself with every reason."""
+
+    def conjunction(arg: Any) -> Outcome:
         reasons: list[str] = []
         unknown: Outcome | None = None
-        for condition in conditions:
-            outcome = condition(scope)
+        for part in parts:
+            outcome = part(arg)
             state = outcome[0]
             if state is TRUE:
                 reasons.append(outcome[1])
@@ -206,22 +212,7 @@ def _needs_value(test: Test, display: str) -> Test:
 
 def _all_tests(tests: tuple[Test, ...]) -> Test:
     """Several operators on one field (``{"gte": 1, "lt": 5}``): Kleene AND."""
-
-    def conjunction(value: Any) -> Outcome:
-        reasons: list[str] = []
-        unknown: Outcome | None = None
-        for test in tests:
-            outcome = test(value)
-            state = outcome[0]
-            if state is TRUE:
-                reasons.append(outcome[1])
-            elif state is FALSE:
-                return outcome
-            elif unknown is None:
-                unknown = outcome
-        return unknown if unknown is not None else (TRUE, " and ".join(reasons))
-
-    return conjunction
+    return _kleene_and(tests)
 
 
 def _lookup(path: tuple[str, ...], display: str, test: Test, sees_missing: bool) -> Condition:
