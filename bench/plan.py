@@ -28,9 +28,9 @@ class Plan:
     enqueue_jobs: int = 10_000
     pickup_jobs: int = 200
     pickup_gap_s: float = 0.020
-    scale_workers: tuple[int, ...] = (1, 2, 4)
-    scale_jobs: int = 3000
-    scale_max_jobs: int = 250
+    scale_workers: tuple[int, ...] = (1, 2, 4, 8)
+    scale_rounds: int = 6
+    scale_max_jobs: int = 25
     scale_cap_s: float = 25.0
     memory_inflight: int = 1000
     memory_latency_ms: int = 5000
@@ -58,7 +58,7 @@ class Plan:
             enqueue_jobs=2000,
             pickup_jobs=50,
             scale_workers=(1, 2),
-            scale_jobs=500,
+            scale_rounds=3,
             scale_cap_s=8.0,
             memory_inflight=1000,
             memory_latency_ms=3000,
