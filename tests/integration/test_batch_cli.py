@@ -25,8 +25,8 @@ PRO = {"user_tier": "pro", "budget_remaining": 50.0}
 
 @pytest.fixture()
 def slow_worker(redis_url: str, clean_emulator: Emulator) -> Iterator[WorkerProcess]:
-    # About 100 jobs/s: slow enough to interrupt half-way.
-    emu.set_faults(clean_emulator.base_url, {"models": {"*": {"latency_ms": 100}}})
+    # About 40 jobs/s (12 slots, 300 ms a call): slow enough to interrupt part-way on any machine.
+    emu.set_faults(clean_emulator.base_url, {"models": {"*": {"latency_ms": 300}}})
     proc = WorkerProcess(redis_url, clean_emulator.base_url, ROUTEQ_MAX_JOBS="12",
                          ROUTEQ_INTERACTIVE_RESERVE="2")
     yield proc
@@ -65,7 +65,7 @@ def test_interrupt_and_resume_runs_every_job_exactly_once(
     out = tmp_path / "out.jsonl"
     first = start(tmp_path, redis_url)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 80):
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 40):
         time.sleep(0.02)
     first.send_signal(signal.SIGINT)
     stdout, stderr = first.communicate(timeout=20)
@@ -73,7 +73,7 @@ def test_interrupt_and_resume_runs_every_job_exactly_once(
     assert "interrupted" in stderr and "run the same command again" in stderr
     assert "unfinished" in stdout
     partial = records(out)
-    assert 80 <= len(partial) < JOBS  # really interrupted half-way
+    assert 40 <= len(partial) < JOBS  # really interrupted part-way
 
     second = start(tmp_path, redis_url)
     stdout, stderr = second.communicate(timeout=60)
