@@ -2,6 +2,9 @@
 
 A producer must get a clear error, not a hang, when Redis is down: every socket has a timeout,
 and a dropped connection is retried a few times with backoff before ``RedisUnavailable``.
+No ``health_check_interval``: with a Retry, redis-py 5 recurses connect → check_health → PING →
+connect without end when Redis accepts connections but never answers (redis/redis-py#3745);
+TCP keepalive finds dead peers instead.
 """
 
 from __future__ import annotations
@@ -50,7 +53,6 @@ def connect(
         socket_keepalive=True,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-        health_check_interval=30,
         max_connections=max_connections,
     )
     return client

@@ -19,11 +19,13 @@ import orjson
 from producer_client.money import MoneyError, usd_to_nano
 
 from .backoff import parse_rate_limit_reset, parse_retry_after
-from .errors import Disposition, Failure, classify_status, shorten
+from .errors import Disposition, Failure, classify_status
 from .models import Completion
 
 _FALLBACK_200_STATUS = 502  # a 200-with-error body whose code is missing or not a number
-_SNIPPET_CHARS = 120
+# Error text stays long here: the client removes the API key first and only then shortens it, so a
+# key can never be cut in two and survive in part. 64 KiB bounds a huge HTML error page.
+_RAW_CHARS = 65_536
 
 
 def parse_response(
@@ -63,7 +65,7 @@ def _load(content: bytes) -> dict[str, Any] | None:
 
 
 def _not_json(status: int, content: bytes, window: tuple[str, ...]) -> Failure:
-    snippet = content[:_SNIPPET_CHARS].decode("utf-8", "replace").strip()
+    snippet = content[:_RAW_CHARS].decode("utf-8", "replace").strip()
     message = f"non-JSON body (HTTP {status}): {snippet}" if snippet else f"empty body (HTTP {status})"
     if 200 <= status < 300:
         # A 2xx we cannot read is a broken hop (proxy, truncated body): worth another try.
@@ -151,8 +153,8 @@ def _error_message(error: Mapping[str, Any], body: Mapping[str, Any]) -> str:
     if isinstance(raw, str) and raw and raw not in text:
         text = f"{text} ({raw})" if text else raw
     if not text:
-        text = orjson.dumps(body)[:_SNIPPET_CHARS].decode("utf-8", "replace")
-    return shorten(" ".join(text.split()))
+        text = orjson.dumps(body)[:_RAW_CHARS].decode("utf-8", "replace")
+    return " ".join(text.split())
 
 
 def _retry_after(
