@@ -10,6 +10,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import func
+from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from producer_client.connection import redact
 from producer_client.keys import JOB_FUNCTION, Keys
@@ -107,11 +109,25 @@ async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
     worker = build_worker(settings, burst=burst)
     log.info("routeq worker %s on %s", settings.worker_name, redact(settings.redis_url))
     try:
+        await worker.pool.ping()
+    except (AuthenticationError, AuthorizationError) as exc:
+        # Bad credentials do not heal: stop now rather than retry forever. (An unreachable Redis
+        # is different: the main loop waits for it.)
+        await worker.pool.aclose()
+        where = redact(settings.redis_url)
+        raise CredentialsError(f"Redis at {where} refused the credentials: {exc}") from None
+    except (RedisConnectionError, OSError):
+        pass
+    try:
         await worker.async_run()
     except asyncio.CancelledError:
         pass
     finally:
         await worker.close()
+
+
+class CredentialsError(RuntimeError):
+    """Redis refused the worker's credentials at start-up."""
 
 
 def configure_logging(level: str) -> None:
@@ -121,6 +137,15 @@ def configure_logging(level: str) -> None:
     if logging.getLogger().level > logging.DEBUG:
         for noisy in ("arq.worker", "arq.jobs", "httpx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("arq.worker").addFilter(_hide_job_args)
+
+
+def _hide_job_args(record: logging.LogRecord) -> bool:
+    """arq logs the first 80 characters of each job's arguments when it starts one: the prompt.
+    Prompts stay out of logs as they stay out of the decision stream (ROUTEQ_STORE_PROMPTS)."""
+    if record.msg == "%6.2fs → %s(%s)%s" and isinstance(record.args, tuple) and len(record.args) == 4:
+        record.args = (record.args[0], record.args[1], "…", record.args[3])
+    return True
 
 
 def main() -> int:
@@ -134,5 +159,8 @@ def main() -> int:
         asyncio.run(run_worker(settings))
     except RulesError as exc:
         print(f"routeq worker: rules file is invalid:\n{exc}", file=sys.stderr)
+        return 2
+    except CredentialsError as exc:
+        print(f"routeq worker: {exc}", file=sys.stderr)
         return 2
     return 0

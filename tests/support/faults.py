@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
@@ -68,17 +68,24 @@ async def dump_all_values(r: AsyncRedis) -> bytes:
         if kind == "string":
             parts.append(await r.get(key) or b"")
         elif kind == "hash":
-            parts.extend(x for kv in (await r.hgetall(key)).items() for x in kv)
+            fields = await cast(Awaitable[dict[bytes, bytes]], r.hgetall(key))
+            parts.extend(x for kv in fields.items() for x in kv)
         elif kind == "list":
-            parts.extend(await r.lrange(key, 0, -1))
+            parts.extend(await cast(Awaitable[list[bytes]], r.lrange(key, 0, -1)))
         elif kind == "zset":
             parts.extend(m for m, _ in await r.zrange(key, 0, -1, withscores=True))
         elif kind == "stream":
             for _, fields in await r.xrange(key):
                 parts.extend(x for kv in fields.items() for x in kv)
         elif kind == "set":
-            parts.extend(await r.smembers(key))
+            parts.extend(await cast(Awaitable[set[bytes]], r.smembers(key)))
     return b"\n".join(parts)
+
+
+async def hash_ints(r: AsyncRedis, key: str, *fields: str) -> list[int]:
+    """Integer hash fields (budget counters), 0 where absent."""
+    raw = await cast(Awaitable[list[bytes | None]], r.hmget(key, list(fields)))
+    return [0 if v is None else int(v) for v in raw]
 
 
 async def enqueue_raw(r: AsyncRedis, job_id: str, data: bytes, queue: str = "interactive") -> None:
