@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
-import fakeredis
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -26,13 +25,6 @@ from worker.results import ResultStore
 
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
-
-
-@pytest.fixture()
-async def redis() -> AsyncIterator[Redis]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
 from redis.asyncio import Redis
 
@@ -17,13 +15,6 @@ from producer_client.keys import Keys
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
 QUEUE = KEYS.queue("batch")
-
-
-@pytest.fixture()
-async def redis() -> AsyncIterator[Redis]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    yield client
-    await client.aclose()
 
 
 def capped(redis: Redis, depth: int, **kwargs: Any) -> Client:

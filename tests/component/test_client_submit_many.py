@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -17,13 +15,6 @@ from producer_client.keys import Keys
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
 CTX = {"user_tier": "pro", "task_type": "chat"}
-
-
-@pytest.fixture()
-async def redis() -> AsyncIterator[Redis]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture()

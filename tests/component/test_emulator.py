@@ -22,12 +22,6 @@ MILLION = Decimal(1_000_000)
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[RunningEmulator]:
-    async with serve_emulator() as running:
-        yield running
-
-
-@pytest.fixture
 async def http(emu: RunningEmulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=emu.base_url, headers=AUTH, timeout=10) as client:
         yield client

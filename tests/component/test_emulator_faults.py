@@ -10,17 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.emulator import FaultConfig, FaultConfigError, RunningEmulator, serve_emulator
+from worker.emulator import FaultConfig, FaultConfigError, RunningEmulator
 from worker.emulator.faults import FaultInjector, FaultKind
 
 AUTH = {"Authorization": "Bearer sk-or-v1-test"}
 GPT4O, SONNET, MINI = "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "openai/gpt-4o-mini"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[RunningEmulator]:
-    async with serve_emulator() as running:
-        yield running
 
 
 @pytest.fixture
