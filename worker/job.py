@@ -30,11 +30,10 @@ async def complete(ctx: dict[str, Any], payload: Any, batch_id: str | None = Non
     messages: Any = None
     job: Job | None = None
     try:
-        result, job = await svc.pipeline.run(
+        ran = await svc.pipeline.run(
             JobInput(job_id, payload, job_try=job_try, enqueued_at=enqueued_at, batch_id=batch_id)
         )
-        if job is not None:
-            messages = [m.model_dump(exclude_none=True) for m in job.messages]
+        result, job, messages = ran.result, ran.job, ran.messages
     except asyncio.CancelledError:
         raise  # shutdown: arq puts the job back on the queue
     except Exception as exc:  # a bug must never leave a job without a result

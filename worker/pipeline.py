@@ -53,6 +53,16 @@ class JobInput:
 
 
 @dataclass(frozen=True)
+class Ran:
+    """A finished run: its result, and the parsed job and its messages (None if it was rejected
+    before parsing)."""
+
+    result: Result
+    job: Job | None = None
+    messages: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class Pipeline:
     rules: RuleSet
     catalog: Catalog
@@ -62,28 +72,31 @@ class Pipeline:
     spend: SpendControl | None = None
     health: ModelHealth | None = None
 
-    async def run(self, inp: JobInput) -> tuple[Result, Job | None]:
-        """The job's result (never raises for a bad job or an upstream failure) and the parsed job."""
+    async def run(self, inp: JobInput) -> Ran:
+        """The job's result (never raises for a bad job or an upstream failure), with what it ran."""
         clock = JobClock(enqueued_at=inp.enqueued_at)
         meta = inp.payload.get("metadata") if isinstance(inp.payload, dict) else None
         out = Outcome(inp.job_id, inp.job_try, meta if isinstance(meta, dict) else {})
         if isinstance(inp.payload, dict) and INVALID_KEY in inp.payload:
-            return out.rejected(clock, "invalid_job", str(inp.payload[INVALID_KEY])), None
+            return Ran(out.rejected(clock, "invalid_job", str(inp.payload[INVALID_KEY])))
         try:
             job = parse_job(inp.payload if isinstance(inp.payload, dict) else {"payload": inp.payload})
         except InvalidJob as exc:
-            return out.rejected(clock, "invalid_job", str(exc)), None
+            return Ran(out.rejected(clock, "invalid_job", str(exc)))
         out = Outcome(inp.job_id, inp.job_try, dict(job.metadata))
+        messages = [m.model_dump(exclude_none=True) for m in job.messages]
         if inp.job_try > self.max_tries:
-            return out.failed(
+            lost = out.failed(
                 clock, "worker_lost",
                 f"job started {inp.job_try} times without finishing (worker crashed or was killed); "
                 f"giving up after {self.max_tries} tries",
-            ), job
-        return await self._route_and_call(job, out, clock), job
+            )
+            return Ran(lost, job, messages)
+        return Ran(await self._route_and_call(job, messages, out, clock), job, messages)
 
-    async def _route_and_call(self, job: Job, out: Outcome, clock: JobClock) -> Result:
-        messages = [m.model_dump(exclude_none=True) for m in job.messages]
+    async def _route_and_call(
+        self, job: Job, messages: list[dict[str, Any]], out: Outcome, clock: JobClock
+    ) -> Result:
         context, task_source = classified_context(job.context.model_dump(), messages)
         now = datetime.now(UTC)
         check = await self.spend.check(context, now) if self.spend else NO_BUDGET
