@@ -6,7 +6,7 @@ Each ModelHealth instance stands for one worker process; they share state only t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import fakeredis
@@ -352,19 +352,9 @@ async def test_a_malformed_account_key_is_ignored(workers: Workers) -> None:
 # --- the same Lua on a real redis-server -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(appendonly=False).start()
-    except RuntimeError:
-        pytest.skip("redis-server not installed")
-    yield server
-    server.close()
-
-
 @pytest.fixture()
-async def real(real_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis(host="127.0.0.1", port=real_server.port)
+async def real(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis(host="127.0.0.1", port=redis_server.port)
     await client.flushall()
     yield client
     await client.aclose()

@@ -6,89 +6,47 @@ The real server is private to this module (free loopback port, no persistence) a
 from __future__ import annotations
 
 import asyncio
+import os
 import random
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from worker.budget import BudgetAlert, BudgetLedger, BudgetLine, applicable, parse_budgets
+from tests.support.procs import RedisServer
+from worker.budget import (
+    BudgetAlert,
+    BudgetLine,
+    applicable,
+    parse_budgets,
+    window_end,
+)
+from worker.budget.ledger import BudgetLedger, WindowEnded
 
-NOW = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def real_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    workdir = tmp_path_factory.mktemp("budget-redis")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+TIMEZONE = os.environ.get("ROUTEQ_TEST_TIMEZONE", "UTC")  # .ci/run also runs these in Europe/Paris
 
 
-async def fresh_real_client(port: int) -> Redis:
-    client = Redis(host="127.0.0.1", port=port, max_connections=64)
-    await client.flushall()
-    return client
+def now() -> datetime:
+    """Budget windows are computed from the real (or libfaketime's) clock: Redis expires keys by
+    that same clock, so a fixed date here would pass only until its window's expiry passed."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture()
-async def real_redis(real_redis_port: int) -> AsyncIterator[Redis]:
-    client = await fresh_real_client(real_redis_port)
-    yield client
-    await client.aclose()
+async def redis(script_redis: Redis) -> Redis:
+    """Each semantic test runs on fakeredis and on a real redis-server: their Lua must agree."""
+    return script_redis
 
 
-@pytest.fixture(params=["fake", "real"])
-async def redis(request: pytest.FixtureRequest, real_redis_port: int) -> AsyncIterator[Redis]:
-    """Each semantic test runs on fakeredis and on the real server: their Lua must agree."""
-    client: Redis = (
-        fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-        if request.param == "fake"
-        else await fresh_real_client(real_redis_port)
-    )
+@pytest.fixture()
+async def real_redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis(host="127.0.0.1", port=redis_server.port, max_connections=64)
+    await client.flushall()
     yield client
     await client.aclose()
 
@@ -106,7 +64,7 @@ def lines_for(
         }
         for i, limit in enumerate(limits)
     ]
-    return applicable(parse_budgets(raw), {"user_id": user}, NOW, prefix=prefix)
+    return applicable(parse_budgets(raw), {"user_id": user}, now(), TIMEZONE, prefix=prefix)
 
 
 async def counters(redis: Redis, lines: tuple[BudgetLine, ...]) -> list[tuple[int, int]]:
@@ -231,14 +189,26 @@ async def test_release_frees_everything(redis: Redis) -> None:
     assert (await ledger.reserve("j2", lines, 700)).ok
 
 
+async def test_a_window_that_already_ended_is_refused_and_nothing_is_held(redis: Redis) -> None:
+    ledger = BudgetLedger(redis)
+    (line,) = lines_for(1000)
+    ended = replace(line, expire_at=int(time.time()) - 5)
+    with pytest.raises(WindowEnded, match="already past on the Redis clock"):
+        await ledger.reserve("j1", (ended,), 10)
+    assert not await redis.exists(line.key, ledger.resv_key("j1"))
+    assert (await ledger.reserve("j1", (line,), 10)).ok  # the current window still works
+
+
 async def test_settle_keeps_the_window_chosen_at_reserve_time(redis: Redis) -> None:
     ledger = BudgetLedger(redis)
     budgets = parse_budgets([{"name": "d", "scope": "global", "limit_usd": "1", "window": "day"}])
-    before = applicable(budgets, {}, datetime(2026, 11, 22, 23, 59, tzinfo=UTC))
-    after = applicable(budgets, {}, datetime(2026, 11, 23, 0, 1, tzinfo=UTC))
+    midnight = window_end("day", now(), TIMEZONE)
+    assert midnight is not None
+    before = applicable(budgets, {}, midnight - timedelta(minutes=1), TIMEZONE)
+    after = applicable(budgets, {}, midnight + timedelta(minutes=1), TIMEZONE)
     await ledger.reserve("j1", before, 100)
     settled = await ledger.settle("j1", 80)  # settled after midnight: charges the reserving day
-    assert [s.window for s in settled.lines] == ["2026-11-22"]
+    assert [s.window for s in settled.lines] == [before[0].window] != [after[0].window]
     assert await counters(redis, before) == [(80, 0)]
     assert not await redis.exists(after[0].key)
 
@@ -375,7 +345,7 @@ async def test_threshold_alerts_fire_once_per_window_on_spent_only(redis: Redis)
     entries = await redis.xrange(ledger.alerts_key)
     assert [int(fields[b"threshold"]) for _, fields in entries] == [50, 80, 100]
     _, last = entries[-1]
-    assert (last[b"budget"], last[b"scope"], last[b"window"]) == (b"b0", b"global", b"2026-11-22")
+    assert (last[b"budget"], last[b"scope"], last[b"window"]) == (b"b0", b"global", lines[0].window.encode())
     assert (int(last[b"spent_nano"]), int(last[b"limit_nano"])) == (1000, 1000)
     # Reset forgets the fired thresholds along with the money.
     await ledger.reset("b0")
@@ -385,7 +355,8 @@ async def test_threshold_alerts_fire_once_per_window_on_spent_only(redis: Redis)
     next_day = applicable(
         parse_budgets([{"name": "b0", "scope": "global", "limit_usd": "0.000001", "window": "day"}]),
         {},
-        datetime(2026, 11, 23, 1, tzinfo=UTC),
+        now() + timedelta(days=1),
+        TIMEZONE,
     )
     await ledger.reserve("tomorrow", next_day, 1000)
     assert [a.threshold for a in (await ledger.settle("tomorrow", 1000)).alerts] == [50, 80, 100]

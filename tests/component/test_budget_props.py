@@ -15,9 +15,9 @@ import fakeredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.budget import BudgetDef, BudgetLedger, BudgetLine, applicable, parse_budgets
+from worker.budget import BudgetDef, BudgetLine, applicable, parse_budgets
+from worker.budget.ledger import BudgetLedger
 
-NOW = datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
 JOBS = [f"j{i}" for i in range(6)]
 
 
@@ -92,7 +92,7 @@ class Run:
         self.redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
         self.ledger = BudgetLedger(self.redis)
         self.lines: dict[str, tuple[BudgetLine, ...]] = {
-            job: applicable(budgets, ctx, NOW) for job, ctx in job_contexts.items()
+            job: applicable(budgets, ctx, datetime.now(UTC)) for job, ctx in job_contexts.items()
         }
         self.model = Model()
         for lines in self.lines.values():

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from worker.budget import lua, replies
 from worker.budget.lines import BudgetLine
@@ -30,6 +31,10 @@ AlertHook = Callable[[Sequence[BudgetAlert]], Awaitable[None]]
 MAX_AMOUNT_NANO: Final = 2**53 - 1
 SETTLED_KEEP_S: Final = 7 * 86_400
 _STATE_FIELDS: Final = ("spent", "reserved", "limit", "name", "scope", "window")
+
+
+class WindowEnded(ValueError):
+    """A reservation named a budget window that has already ended on the Redis clock."""
 
 
 class BudgetLedger:
@@ -97,7 +102,12 @@ class BudgetLedger:
             expire = "" if line.expire_at is None else line.expire_at
             alerts = ",".join(map(str, line.alerts))
             args += [line.limit_nano, expire, line.name, line.scope, line.window, alerts]
-        reply = await self._reserve(keys=[self.resv_key(job_id), self.leases_key, *keys], args=args)
+        try:
+            reply = await self._reserve(keys=[self.resv_key(job_id), self.leases_key, *keys], args=args)
+        except ResponseError as exc:
+            if "already past on the Redis clock" in str(exc):
+                raise WindowEnded(str(exc).removeprefix("ERR ")) from None
+            raise
         return replies.reservation(job_id, amount_nano, lines, reply)
 
     async def settle(self, job_id: str, actual_nano: int) -> Settlement:

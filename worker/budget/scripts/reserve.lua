@@ -15,6 +15,18 @@ end
 local keys = {}
 for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
 
+-- EXPIREAT on a past instant deletes the key at once: the counter would vanish with the money
+-- in it. A window that has already ended (a caller's clock far from Redis's) is refused.
+local now = now_ms()
+for i = 1, #keys do
+  local expire = ARGV[4 + (i - 1) * 6 + 2]
+  if expire ~= '' and tonumber(expire) * 1000 <= now then
+    return redis.error_reply('ERR budget counter ' .. keys[i] .. ' would expire at ' .. expire ..
+      ' (unix s), which is already past on the Redis clock (' .. math.floor(now / 1000) ..
+      '): its window ended; check the worker clock')
+  end
+end
+
 -- A zero amount cannot overshoot anything, so it is never denied.
 local amt = tonumber(amount)
 if amt > 0 then
@@ -26,7 +38,6 @@ if amt > 0 then
   end
 end
 
-local now = now_ms()
 local deadline = now + lease_ms
 local fields = {'state', 'open', 'amount', amount, 'nkeys', #keys, 'created', now, 'deadline', deadline}
 local rows = {}
