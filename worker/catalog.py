@@ -1,7 +1,7 @@
 """The model catalog: what each model costs and can do, read from an `/api/v1/models` document.
 
-The same loader reads the offline snapshot in ``config/models.json`` and a live ``/models``
-response, so the routing engine, the cost estimator and the emulator agree on one set of
+The same loader reads the offline snapshot shipped in the package (``config/models.json``) and a
+live ``/models`` response, so the routing engine, the cost estimator and the emulator agree on one set of
 prices. Prices stay Decimal (USD per token, per request) and costs become integer nano-USD;
 floats never carry money.
 """
@@ -12,15 +12,13 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 from producer_client.money import MoneyError, price_cost_nano, to_decimal, usd_to_nano
-
-CATALOG_ENV = "ROUTEQ_CATALOG"
+from worker.shipped import PolicyFile, as_policy_file, catalog_file
 
 # OpenRouter reports the serving provider's display name; the catalog only knows the author,
 # so the emulator and the cost reports use the provider that usually serves that author.
@@ -143,24 +141,18 @@ class Catalog:
         return cls(models=MappingProxyType(models), document=MappingProxyType(dict(doc)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> Catalog:
-        """Read a catalog file; ``None`` means :func:`default_catalog_path`."""
-        target = Path(path) if path is not None else default_catalog_path()
+    def load(cls, path: str | os.PathLike[str] | PolicyFile | None = None) -> Catalog:
+        """Read a catalog file (default: ``$ROUTEQ_CATALOG``, else the shipped snapshot)."""
+        target = catalog_file() if path is None else as_policy_file(path)
         try:
             doc = orjson.loads(target.read_bytes())
+        except OSError as exc:
+            raise CatalogError(f"cannot read {target}: {exc.strerror or exc}") from None
         except orjson.JSONDecodeError as exc:
             raise CatalogError(f"{target}: not JSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise CatalogError(f"{target}: the root must be an object")
         return cls.from_models_json(doc)
-
-
-def default_catalog_path() -> Path:
-    """``$ROUTEQ_CATALOG`` if set, else ``<repo>/config/models.json`` next to the package."""
-    override = os.environ.get(CATALOG_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "config" / "models.json"
 
 
 def _model_from_entry(entry: object) -> ModelInfo | None:

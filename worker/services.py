@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from producer_client.keys import Keys
-from worker.budget import AlertSink, BudgetConfigError, BudgetDef, BudgetLedger, parse_budgets
-from worker.catalog import Catalog, default_catalog_path
+from worker.budget import BudgetDef
+from worker.budget.alerts import AlertSink
+from worker.budget.ledger import BudgetLedger
+from worker.catalog import Catalog
 from worker.health import ModelHealth
 from worker.openrouter import OpenRouterClient
 from worker.pipeline import Pipeline
 from worker.results import ResultStore
-from worker.rules import Problem, RulesError, RuleSet, default_rules_path, load_rules
+from worker.rules import RuleSet, load_rules
 from worker.settings import WorkerSettings
+from worker.shipped import CATALOG, RULES, shipped
 from worker.spend import SpendControl
 
 
@@ -42,12 +45,9 @@ class Policy:
 
 def load_policy(settings: WorkerSettings) -> Policy:
     """Rules, budgets and catalog; raises RulesError naming every problem before any job is taken."""
-    rules = load_rules(settings.rules_path or default_rules_path())
-    try:
-        budgets = parse_budgets(rules.budgets_raw)
-    except BudgetConfigError as exc:
-        raise RulesError([Problem(path, msg) for path, msg in exc.problems]) from None
-    catalog = Catalog.load(settings.catalog_path or default_catalog_path())
+    rules = load_rules(settings.rules_path or shipped(RULES))
+    budgets = rules.budgets
+    catalog = Catalog.load(settings.catalog_path or shipped(CATALOG))
     return Policy(rules, budgets, catalog)
 
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer_client.money import usd_to_nano
-from worker.catalog import CATALOG_ENV, Catalog, CatalogError, default_catalog_path
+from worker.catalog import Catalog, CatalogError
+from worker.shipped import CATALOG, CATALOG_ENV, catalog_file, shipped
 
 PER_MILLION = Decimal(1_000_000)
 # (prompt, completion) USD per 1M tokens, as the product brief states them.
@@ -45,7 +46,7 @@ def test_catalog_prices_per_million(catalog: Catalog, model_id: str, prices: tup
 
 
 def test_file_keeps_the_real_models_shape() -> None:
-    doc = json.loads(default_catalog_path().read_text())
+    doc = json.loads(shipped(CATALOG).read_text())
     assert set(doc) == {"data"}
     for entry in doc["data"]:
         assert not [k for k in entry if k.startswith("x-")], entry["id"]
@@ -140,8 +141,8 @@ def test_env_overrides_the_default_path(tmp_path: Path, monkeypatch: pytest.Monk
         )
     )
     monkeypatch.setenv(CATALOG_ENV, str(custom))
-    assert default_catalog_path() == custom
+    assert catalog_file() == custom
     assert Catalog.load().ids() == ("a/b",)
     monkeypatch.delenv(CATALOG_ENV)
-    assert default_catalog_path().name == "models.json"
-    assert default_catalog_path().parent.name == "config"
+    assert catalog_file().read_bytes() == shipped(CATALOG).read_bytes()
+    assert len(Catalog.load()) > 1

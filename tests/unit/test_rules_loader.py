@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from worker.rules import Problem, RulesError, compile_rules, default_rules_path, load_rules
+from worker.rules import Problem, RulesError, compile_rules, load_rules
+from worker.shipped import RULES, rules_file, shipped
 
 DEFAULT = {"name": "default", "priority": 99, "when": {}, "model": "a/default"}
 TIERS = {"mid": "openai/gpt-4o-mini", "budget": "meta-llama/llama-3.1-8b-instruct"}
@@ -336,12 +337,14 @@ def test_version_is_a_hash_of_the_canonical_document(tmp_path: Path) -> None:
     assert compile_rules(doc_with({"max_tokens": 99})).version != version
 
 
-def test_budgets_are_kept_raw() -> None:
+def test_budgets_are_validated_once_into_definitions() -> None:
     budgets = [{"name": "daily", "scope": "user", "limit_usd": "5.00", "window": "day"}]
     rules = compile_rules(doc_with(budgets=budgets))
-    assert rules.budgets_raw == tuple(budgets)
+    assert [(b.name, b.scope, b.limit_nano, b.window) for b in rules.budgets] == [
+        ("daily", "user", 5_000_000_000, "day")
+    ]
     budgets[0]["name"] = "changed"  # the rule set holds its own copy
-    assert rules.budgets_raw[0]["name"] == "daily"
+    assert rules.budgets[0].name == "daily"
 
 
 def test_budget_problems_are_reported_with_the_rules_problems() -> None:
@@ -364,13 +367,16 @@ def test_load_rules_reports_unreadable_and_invalid_files(tmp_path: Path) -> None
     assert "invalid JSON" in str(info.value)
 
 
-def test_default_rules_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_default_rules_are_the_shipped_package_data_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("ROUTEQ_RULES", raising=False)
-    shipped = default_rules_path()
-    assert shipped == Path(__file__).resolve().parents[2] / "config" / "rules.json"
-    assert shipped.is_file()
+    default = rules_file()
+    repo_copy = Path(__file__).resolve().parents[2] / "config" / "rules.json"
+    assert default.read_bytes() == repo_copy.read_bytes()
+    assert load_rules().version == load_rules(shipped(RULES)).version
     monkeypatch.setenv("ROUTEQ_RULES", os.fspath(tmp_path / "mine.json"))
-    assert default_rules_path() == tmp_path / "mine.json"
+    assert rules_file() == tmp_path / "mine.json"
 
 
 SEED_RULES = [
@@ -393,7 +399,7 @@ SEED_RULES = [
 
 def test_shipped_rules_are_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROUTEQ_RULES", raising=False)
-    rules = load_rules(default_rules_path())
+    rules = load_rules()
     assert [(r.name, r.priority, r.model, r.fallbacks, r.max_tokens) for r in rules.rules] == SEED_RULES
     assert dict(rules.tiers) == {
         "free": "google/gemma-2-9b-it:free",

@@ -9,7 +9,8 @@ from typing import Any
 
 from producer_client.connection import connect, redis_url
 from producer_client.money import nano_to_usd
-from worker.budget import BudgetLedger, BudgetState
+from worker.budget import BudgetState
+from worker.budget.ledger import BudgetLedger
 from worker.cli.common import fail, print_json
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from worker.catalog import Catalog, CatalogError
 from worker.emulator.faults import FaultConfig, FaultConfigError
-from worker.emulator.runner import RunningEmulator, run_until_signal
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +28,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, help="seed of the fault generator")
     parser.add_argument("--api-key", help="accept only this bearer key (default: any key)")
     parser.add_argument("--credit-limit", metavar="USD", help="402 once usage would pass this")
-    parser.add_argument("--catalog", metavar="FILE", help="models JSON (default: config/models.json)")
+    parser.add_argument(
+        "--catalog", metavar="FILE", help="models JSON (default: $ROUTEQ_CATALOG, else the shipped one)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     except (FaultConfigError, CatalogError, OSError, InvalidOperation) as exc:
         print(f"routeq emulator: {exc}", file=sys.stderr)
         return 2
+
+    from worker.emulator.runner import RunningEmulator, run_until_signal
 
     def announce(emulator: RunningEmulator) -> None:
         print(f"emulator listening on {emulator.base_url}", flush=True)

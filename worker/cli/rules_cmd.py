@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worker.rules import RulesError, RuleSet, default_rules_path, load_rules
+from worker.rules import RulesError, RuleSet, load_rules
+from worker.shipped import rules_file
 
 
 def register(subparsers: Any) -> None:
@@ -23,14 +24,14 @@ def register(subparsers: Any) -> None:
         nargs="?",
         type=Path,
         default=None,
-        help="rules file (default: $ROUTEQ_RULES or config/rules.json)",
+        help="rules file (default: $ROUTEQ_RULES, else the shipped rules)",
     )
     check.set_defaults(func=check_command)
 
 
 def load_or_report(path: Path | None) -> RuleSet | None:
     """The rule set, or None after printing its problems to stderr (shared with ``route``)."""
-    source = path if path is not None else default_rules_path()
+    source = path if path is not None else rules_file()
     try:
         return load_rules(source)
     except RulesError as exc:

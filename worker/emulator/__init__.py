@@ -1,8 +1,27 @@
-"""routeq's OpenRouter emulator: a loopback HTTP server with OpenRouter's shapes and faults."""
+"""The OpenRouter emulator: OpenRouter's HTTP API on loopback, with faults on demand.
 
-from worker.emulator.app import EmulatorApp
-from worker.emulator.faults import FaultConfig, FaultConfigError, FaultProfile
-from worker.emulator.runner import EmulatorThread, RunningEmulator, serve_emulator
+Names are imported on first use, so reading a fault file does not load the HTTP server.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.emulator.app import EmulatorApp
+    from worker.emulator.faults import FaultConfig, FaultConfigError, FaultProfile
+    from worker.emulator.runner import EmulatorThread, RunningEmulator, serve_emulator
+
+_HOME = {
+    "EmulatorApp": "app",
+    "FaultConfig": "faults",
+    "FaultConfigError": "faults",
+    "FaultProfile": "faults",
+    "EmulatorThread": "runner",
+    "RunningEmulator": "runner",
+    "serve_emulator": "runner",
+}
 
 __all__ = [
     "EmulatorApp",
@@ -13,3 +32,10 @@ __all__ = [
     "RunningEmulator",
     "serve_emulator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'worker.emulator' has no attribute {name!r}")
+    return getattr(import_module(f"worker.emulator.{home}"), name)

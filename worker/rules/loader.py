@@ -12,17 +12,19 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from worker.budget.config import BudgetConfigError, BudgetDef, parse_budgets
 from worker.rules.conditions import compile_condition
 from worker.rules.engine import RuleSet
-from worker.rules.model import Problem, Rule, RulesError, child_path, freeze, thaw
+from worker.rules.model import Rule, freeze, thaw
+from worker.rules.problems import Problem, RulesError, child_path
 from worker.rules.provider import check_params, check_provider
 from worker.rules.values import kind, show
+from worker.shipped import PolicyFile, as_policy_file, rules_file
 
 DEFAULT_MAX_TOKENS: Final = 1024
 SCHEMA_VERSION: Final = 1
@@ -38,17 +40,10 @@ _MODEL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9
 _TIER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def default_rules_path() -> Path:
-    """``$ROUTEQ_RULES`` if set, else ``config/rules.json`` next to the package (editable installs)."""
-    override = os.environ.get("ROUTEQ_RULES")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "config" / "rules.json"
-
-
-def load_rules(path: str | os.PathLike[str]) -> RuleSet:
-    """Read, parse and compile a rules file; any failure is a :class:`RulesError`."""
-    file = Path(path)
+def load_rules(path: str | os.PathLike[str] | PolicyFile | None = None) -> RuleSet:
+    """Read, parse and compile a rules file (default: ``$ROUTEQ_RULES``, else the shipped rules);
+    any failure is a :class:`RulesError`."""
+    file = rules_file() if path is None else as_policy_file(path)
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -92,7 +87,7 @@ def compile_rules(doc: Mapping[str, Any], *, source: str = "<memory>") -> RuleSe
         timezone=timezone,
         tiers=freeze(tiers),
         rules=rules,
-        budgets_raw=budgets,
+        budgets=budgets,
         source=source,
         model_ids=model_ids,
     )
@@ -175,18 +170,16 @@ def _defaults(value: Any, problems: list[Problem]) -> _Defaults:
     return _Defaults(max_tokens, provider, params or {})
 
 
-def _budgets(value: Any, problems: list[Problem]) -> tuple[Mapping[str, Any], ...]:
-    """Kept raw for the budget module, which also validates them here so one check covers the file."""
-    from worker.budget.config import BudgetConfigError, parse_budgets
-
+def _budgets(value: Any, problems: list[Problem]) -> tuple[BudgetDef, ...]:
+    """Validated once, here, so ``rules check`` and every worker see the same problems."""
     if not isinstance(value, list | tuple):
         problems.append(Problem("$.budgets", f"expected a list, got {kind(value)}"))
         return ()
     try:
-        parse_budgets(list(value))
+        return parse_budgets(list(value))
     except BudgetConfigError as exc:
         problems.extend(Problem(path, message) for path, message in exc.problems)
-    return tuple(thaw(item) for item in value if isinstance(item, Mapping))
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
