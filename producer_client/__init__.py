@@ -1,12 +1,32 @@
 """routeq's producer side: submit completion jobs to Redis and read their results.
 
-Light on purpose (redis, pydantic, orjson): a web backend installs it without the worker.
+Light on purpose (redis, pydantic, orjson): a web backend installs it without the worker. Names
+are imported on first use, so ``producer_client.money`` or ``.contract`` alone load no Redis client.
 """
 
-from producer_client.client import Client, Handle
-from producer_client.contract import Job, Result
-from producer_client.errors import InvalidJob, QueueFull, RedisUnavailable, ResultTimeout, RouteqError
-from producer_client.sync import SyncClient
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from producer_client.client import Client, Handle
+    from producer_client.contract import Job, Result
+    from producer_client.errors import InvalidJob, QueueFull, RedisUnavailable, ResultTimeout, RouteqError
+    from producer_client.sync import SyncClient
+
+_HOME = {
+    "Client": "client",
+    "Handle": "client",
+    "Job": "contract",
+    "Result": "contract",
+    "InvalidJob": "errors",
+    "QueueFull": "errors",
+    "RedisUnavailable": "errors",
+    "ResultTimeout": "errors",
+    "RouteqError": "errors",
+    "SyncClient": "sync",
+}
 
 __all__ = [
     "Client",
@@ -20,3 +40,10 @@ __all__ = [
     "RouteqError",
     "SyncClient",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'producer_client' has no attribute {name!r}")
+    return getattr(import_module(f"producer_client.{home}"), name)

@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,67 +30,13 @@ from pydantic import ValidationError
 
 from producer_client.contract import ErrorInfo, Job, Result, Timing
 from producer_client.errors import InvalidJob, RouteqError
-from producer_client.jobs import build_job, new_job_id
 from producer_client.money import nano_to_usd, usd_to_nano
+from producer_client.specs import is_valid_id, parse_spec
 
 if TYPE_CHECKING:
     from producer_client.client import Client
 
-JobSpec = Mapping[str, Any] | tuple[str, Job]
-SPEC_FIELDS = ("id", "messages", "prompt", "context", "params", "metadata")
 REJECT_SOURCE = "routeq batch"
-_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-
-
-# -- job specs ---------------------------------------------------------------------------------
-
-
-def check_id(value: object, what: str = "id") -> str:
-    """A job or batch id that is safe in a Redis key and matches the contract's JobId."""
-    if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidJob(f"{what}: {value!r} is not a valid id (1-128 of A-Z a-z 0-9 . _ : @ -)")
-    return value
-
-
-def parse_spec(doc: Mapping[str, Any]) -> tuple[str | None, Job]:
-    """(explicit id or None, Job) from ``{id?, messages | prompt, context?, params?, metadata?}``."""
-    unknown = sorted(set(doc) - set(SPEC_FIELDS))
-    if unknown:
-        raise InvalidJob(f"{unknown[0]}: unknown field (a job has {', '.join(SPEC_FIELDS)})")
-    job_id = None if doc.get("id") is None else check_id(doc["id"])
-    messages, prompt = doc.get("messages"), doc.get("prompt")
-    if messages is not None and not isinstance(messages, list):
-        raise InvalidJob(f"messages: expected a list of messages, got {type(messages).__name__}")
-    if prompt is not None and not isinstance(prompt, str):
-        raise InvalidJob(f"prompt: expected a string, got {type(prompt).__name__}")
-    job = build_job(
-        messages,
-        prompt=prompt,
-        context=doc.get("context"),
-        params=doc.get("params"),
-        metadata=doc.get("metadata"),
-    )
-    return job_id, job
-
-
-def job_pair(spec: JobSpec, index: int) -> tuple[str, Job]:
-    """One ``submit_many`` item as (id, Job); InvalidJob names the item by index (and id)."""
-    if isinstance(spec, tuple):
-        if len(spec) != 2 or not isinstance(spec[1], Job):
-            raise InvalidJob(f"job {index}: expected a dict or an (id, Job) pair")
-        try:
-            return check_id(spec[0]), spec[1]
-        except InvalidJob as exc:
-            raise InvalidJob(f"job {index}: {exc}") from None
-    if not isinstance(spec, Mapping):
-        raise InvalidJob(f"job {index}: expected a dict or an (id, Job) pair, got {type(spec).__name__}")
-    try:
-        job_id, job = parse_spec(spec)
-    except InvalidJob as exc:
-        own = spec.get("id")
-        named = f" (id {own!r})" if isinstance(own, str) and _ID.match(own) else ""
-        raise InvalidJob(f"job {index}{named}: {exc}") from None
-    return job_id or new_job_id(), job
 
 
 # -- input files -------------------------------------------------------------------------------
@@ -168,7 +113,7 @@ def read_input(lines: Iterable[bytes]) -> BatchInput:
             explicit, job = parse_spec(doc)
         except InvalidJob as exc:
             own = doc.get("id")
-            job_id = own if isinstance(own, str) and _ID.match(own) and own not in seen else fallback
+            job_id = own if is_valid_id(own) and own not in seen else fallback
             rejections.append(Rejection(n, job_id, str(exc)))
             continue
         job_id = explicit or fallback

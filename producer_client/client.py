@@ -23,12 +23,12 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer_client import scripts
-from producer_client.batch import JobSpec, check_id, job_pair
 from producer_client.connection import connect, redact, redis_url
 from producer_client.contract import Job, Result
 from producer_client.errors import QueueFull, RedisUnavailable, ResultTimeout
 from producer_client.jobs import build_job, new_job_id
 from producer_client.keys import Keys
+from producer_client.specs import JobSpec, check_id, job_pair
 from producer_client.wire import envelope
 
 OnFull = Literal["raise", "wait"]

@@ -13,9 +13,9 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from producer_client.batch import JobSpec
 from producer_client.client import Client, Handle, OnFull
 from producer_client.contract import Result
+from producer_client.specs import JobSpec
 
 T = TypeVar("T")
 _END = object()

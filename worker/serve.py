@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from producer_client.connection import redact
 from producer_client.keys import JOB_FUNCTION, Keys
-from worker.budget import BudgetLedger
+from worker.budget.ledger import BudgetLedger
 from worker.job import complete
 from worker.outcome import JobClock, Outcome
 from worker.rules import RulesError

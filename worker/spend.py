@@ -19,7 +19,6 @@ from producer_client.contract import BudgetLineInfo
 from producer_client.money import nano_to_usd
 from worker.budget import (
     BudgetDef,
-    BudgetLedger,
     BudgetLine,
     BudgetState,
     Reservation,
@@ -27,6 +26,7 @@ from worker.budget import (
     budget_view,
     worst_case_nano,
 )
+from worker.budget.ledger import BudgetLedger
 from worker.catalog import Catalog, ModelInfo
 
 log = logging.getLogger("routeq.budget")

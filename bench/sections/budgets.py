@@ -25,7 +25,8 @@ from bench.plan import Plan, Say
 from bench.procs import REPO, Children, RedisProc
 from bench.report import Row, fmt
 from producer_client.money import usd_to_nano
-from worker.budget import BudgetLedger, applicable, parse_budgets
+from worker.budget import applicable, parse_budgets
+from worker.budget.ledger import BudgetLedger
 
 SECTION = "c budgets"
 BUDGETS: list[dict[str, Any]] = [

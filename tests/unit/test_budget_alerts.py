@@ -8,7 +8,8 @@ import logging
 import httpx
 import pytest
 
-from worker.budget import AlertSink, BudgetAlert
+from worker.budget import BudgetAlert
+from worker.budget.alerts import AlertSink
 
 ALERT = BudgetAlert(
     key="routeq:budget:per-user:user:u-42:2026-11-22",

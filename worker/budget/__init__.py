@@ -9,7 +9,8 @@ Typical flow for one job::
     await ledger.settle(job_id, actual_nano)                 # or ledger.release(job_id)
 """
 
-from worker.budget.alerts import AlertSink
+# The pure parts only: the ledger (redis) and the alert sink (httpx) are imported from their own
+# modules, so loading a rules file never pulls in a network client.
 from worker.budget.config import (
     DEFAULT_ALERTS,
     MAX_LIMIT_NANO,
@@ -18,7 +19,6 @@ from worker.budget.config import (
     parse_budgets,
 )
 from worker.budget.estimate import ModelPrices, worst_case_nano
-from worker.budget.ledger import BudgetLedger
 from worker.budget.lines import BudgetLine, applicable, scope_value
 from worker.budget.records import (
     BudgetAlert,
@@ -34,11 +34,9 @@ __all__ = [
     "DEFAULT_ALERTS",
     "MAX_LIMIT_NANO",
     "WINDOW_KINDS",
-    "AlertSink",
     "BudgetAlert",
     "BudgetConfigError",
     "BudgetDef",
-    "BudgetLedger",
     "BudgetLine",
     "BudgetState",
     "Denial",

@@ -13,13 +13,12 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from worker.rules.model import Problem, child_path
+from worker.rules.condition import Condition
 from worker.rules.operators import BUILDERS, SEES_MISSING, Test
 from worker.rules.paths import MISSING, descend, parse_path
+from worker.rules.problems import Problem, child_path
 from worker.rules.scope import BUILTIN_NAMES, Scope
 from worker.rules.values import FALSE, TRUE, UNKNOWN, Outcome, kind, show
-
-Condition = Callable[[Scope], Outcome]
 
 MAX_DEPTH: Final = 32
 _SEEN_SIZE: Final = 256  # remembered outcomes per field test

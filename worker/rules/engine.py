@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from worker.budget.config import BudgetDef
 from worker.rules.model import Decision, Rule, TraceEntry, new_decision, new_trace_entry
 from worker.rules.scope import Scope
 from worker.rules.values import TRUE, UNKNOWN, Outcome
@@ -36,7 +37,7 @@ class RuleSet:
     timezone: ZoneInfo
     tiers: Mapping[str, str]
     rules: tuple[Rule, ...]
-    budgets_raw: tuple[Mapping[str, Any], ...]
+    budgets: tuple[BudgetDef, ...]
     source: str = "<memory>"
     model_ids: frozenset[str] = field(default=frozenset(), repr=False)
     _memo: tuple[dict[Outcome, TraceEntry], ...] = field(init=False, repr=False, compare=False)

@@ -8,15 +8,12 @@ rules file (``provider``, ``params``) are handed out as read-only views; ``Decis
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from worker.rules.conditions import Condition
+from worker.rules.condition import Condition
 
 
 def freeze(value: Any) -> Any:
@@ -35,37 +32,6 @@ def thaw(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [thaw(v) for v in value]
     return value
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def child_path(parent: str, key: str | int) -> str:
-    """JSONPath of a child: ``$.rules[3]``, ``$.rules[3].when``, ``$.when["tags.region"]``."""
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    if _PLAIN_KEY.fullmatch(key):
-        return f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key)}]"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with a rules document, located by its JSON path (``$.rules[3].when``)."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class RulesError(ValueError):
-    """A rules document that cannot be used; carries every problem found, not just the first."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @dataclass(frozen=True, slots=True)

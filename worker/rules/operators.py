@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from worker.rules.model import Problem
 from worker.rules.paths import MISSING
+from worker.rules.problems import Problem
 from worker.rules.values import (
     FALSE,
     TRUE,

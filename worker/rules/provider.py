@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from worker.rules.model import Problem, child_path
+from worker.rules.problems import Problem, child_path
 from worker.rules.values import is_number, kind, show
 
 
