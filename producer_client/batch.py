@@ -344,14 +344,24 @@ async def run_batch(
         tally.add(res)
     ids = [e.job_id for e in plan.todo]
     collected = 0
+    stop = stop or asyncio.Event()
 
     async def collect() -> None:
+        # The stop flag is checked here too, not only by cancelling this task: Python 3.11's
+        # asyncio.wait_for (inside redis-py's reads) can swallow a cancellation, and a collector
+        # that missed it would go on writing results after Ctrl-C until the batch was done.
         nonlocal collected
         wait = math.inf if timeout is None else timeout
-        async for res in client.as_completed(ids, batch_id=plan.batch_id, timeout=wait):
-            out.write(res)
-            tally.add(res)
-            collected += 1
+        results = client.as_completed(ids, batch_id=plan.batch_id, timeout=wait, queue=queue)
+        try:
+            async for res in results:
+                if stop.is_set():
+                    return
+                out.write(res)
+                tally.add(res)
+                collected += 1
+        finally:
+            await results.aclose()
 
     submitter = asyncio.create_task(
         client.submit_many(
@@ -360,7 +370,7 @@ async def run_batch(
         )
     )
     collector = asyncio.create_task(collect())
-    stopper = asyncio.create_task((stop or asyncio.Event()).wait())
+    stopper = asyncio.create_task(stop.wait())
     running: set[asyncio.Task[Any]] = {submitter, collector, stopper}
     error: str | None = None
     try:

@@ -22,13 +22,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer_client import scripts
+from producer_client.cancel import raise_if_cancelled
 from producer_client.connection import connect, redact, redis_url
-from producer_client.contract import Job, Result
+from producer_client.contract import Job, Result, parse_result
+from producer_client.envvars import env_int, env_str
 from producer_client.errors import QueueFull, RedisUnavailable, ResultTimeout
 from producer_client.jobs import build_job, new_job_id
-from producer_client.keys import Keys
+from producer_client.keys import DEFAULT_PREFIX, Keys
+from producer_client.lua import lua_script
 from producer_client.specs import JobSpec, check_id, job_pair
+from producer_client.watch import ServedCheck
 from producer_client.wire import envelope
 
 OnFull = Literal["raise", "wait"]
@@ -41,6 +44,7 @@ _BATCH_POP = 1000  # ids taken from a batch done list per round trip
 _CALLS_PER_ROUND = 8  # enqueue script calls pipelined in one round trip
 _FULL_DELAY_S = (0.02, 0.25)  # retry delays while waiting for room in a full queue
 _JOB_TTL_MS = 7 * 24 * 3600 * 1000
+_NO_RESULT_PAUSE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class Client:
         self,
         redis: Redis,
         *,
-        prefix: str = "routeq:",
+        prefix: str = DEFAULT_PREFIX,
         queue: str = "interactive",
         max_queue_depth: int = 0,
         on_full: OnFull = "raise",
@@ -90,8 +94,10 @@ class Client:
         self.on_full = on_full
         self.full_wait_s = full_wait_s
         self._where = url_for_errors
-        self._enqueue = redis.register_script(scripts.load("enqueue.lua"))
+        self._enqueue = redis.register_script(lua_script("producer_client", "enqueue.lua"))
+        self._take_token = redis.register_script(lua_script("producer_client", "take_token.lua"))
         self._script_loaded = False
+        self.served = ServedCheck(redis, self.keys)
 
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Client:
@@ -103,9 +109,9 @@ class Client:
         """
         url = url or redis_url()
         timeout = kwargs.pop("connect_timeout_s", 2.0)
-        kwargs.setdefault("prefix", os.environ.get("ROUTEQ_PREFIX") or "routeq:")
+        kwargs.setdefault("prefix", env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
         if "max_queue_depth" not in kwargs:
-            kwargs["max_queue_depth"] = _env_depth(os.environ.get("ROUTEQ_MAX_QUEUE_DEPTH", ""))
+            kwargs["max_queue_depth"] = env_int(os.environ, "ROUTEQ_MAX_QUEUE_DEPTH", 0, low=0)
         return cls(connect(url, connect_timeout_s=timeout), url_for_errors=redact(url), **kwargs)
 
     async def close(self) -> None:
@@ -188,7 +194,7 @@ class Client:
         policy = on_full or self.on_full
         now_ms = int(time.time() * 1000)
         payloads = [envelope(job, enqueue_ms=now_ms, batch_id=batch_id) for _, job in pairs]
-        head: list[Any] = [self.keys.result(""), self.max_queue_depth, self.keys.wake(queue_key), _JOB_TTL_MS]
+        head: list[Any] = [self.keys.prefix, self.max_queue_depth, self.keys.wake(queue_key), _JOB_TTL_MS]
         added: list[bool] = [False] * len(pairs)
         pending = deque(range(len(pairs)))
         last_progress = time.monotonic()
@@ -218,6 +224,7 @@ class Client:
                     "submitting the same jobs again is safe (idempotent per id)"
                 )
             await asyncio.sleep(delay)
+            raise_if_cancelled()
             delay = min(delay * 2, _FULL_DELAY_S[1])
         return [Handle(job_id, added[i], batch_id) for i, (job_id, _) in enumerate(pairs)]
 
@@ -252,26 +259,37 @@ class Client:
     async def get(self, job_id: str) -> Result | None:
         """The result if the job has finished, else None. Never waits."""
         raw = await self._call(self.redis.get(self.keys.result(job_id)))
-        return None if raw is None else Result.model_validate_json(raw)
+        return None if raw is None else parse_result(raw)
 
-    async def result(self, job_id: str, timeout: float = 60.0) -> Result:
-        """Wait (without polling) until the job's result exists; ``ResultTimeout`` after ``timeout``."""
+    async def result(self, job_id: str, timeout: float = 60.0, *, queue: str | None = None) -> Result:
+        """Wait (without polling) until the job's result exists; ``ResultTimeout`` after ``timeout``.
+
+        After a few seconds without a result, a warning is logged once if no live worker serves
+        ``queue`` (default: this client's queue): a wait that can never end says so.
+        """
         deadline = time.monotonic() + timeout
         done_key = self.keys.done(job_id)
+        watch = self.served.watch(queue or self.queue)
         while True:
+            raise_if_cancelled()
             res = await self.get(job_id)
             if res is not None:
                 return res
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ResultTimeout(f"no result for job {job_id} after {timeout:g}s")
+            await watch.check()
             popped = await self._blpop([done_key], max(0.01, min(left, _BLOCK_SLICE_S)))
             if popped is not None:
-                # Hand the token on so other waiters on the same job wake too.
-                await self._call(self.redis.lpush(done_key, popped[1]))
+                await self._give_back(done_key, job_id, popped[1])
 
     async def as_completed(
-        self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
+        self,
+        job_ids: Iterable[str],
+        *,
+        batch_id: str | None = None,
+        timeout: float = 3600.0,
+        queue: str | None = None,
     ) -> AsyncGenerator[Result, None]:
         """Yield each job's result once, as jobs finish, without polling each job.
 
@@ -287,11 +305,13 @@ class Client:
         """
         pending: dict[str, None] = dict.fromkeys(job_ids)
         deadline = time.monotonic() + timeout
+        served = self.served.watch(queue or self.queue)
         watch: _BatchList | _DoneWindow = (
             _BatchList(self, self.keys.batch_done(batch_id)) if batch_id else _DoneWindow(self, list(pending))
         )
         next_sweep = 0.0
         while pending:
+            raise_if_cancelled()
             now = time.monotonic()
             if now >= next_sweep:
                 candidates = list(pending)
@@ -302,6 +322,7 @@ class Client:
                 left = deadline - now
                 if left <= 0:
                     raise ResultTimeout(f"{len(pending)} job(s) still unfinished after {timeout:g}s")
+                await served.check()
                 candidates = await watch.wait(max(0.01, min(left, next_sweep - now)), pending)
             for res in await self.get_many(candidates):
                 if res is not None and res.job_id in pending:
@@ -309,11 +330,17 @@ class Client:
                     yield res
 
     async def wait_all(
-        self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
+        self,
+        job_ids: Iterable[str],
+        *,
+        batch_id: str | None = None,
+        timeout: float = 3600.0,
+        queue: str | None = None,
     ) -> list[Result]:
         """Every result, in the order of ``job_ids``."""
         ids = list(job_ids)
-        got = {r.job_id: r async for r in self.as_completed(ids, batch_id=batch_id, timeout=timeout)}
+        results = self.as_completed(ids, batch_id=batch_id, timeout=timeout, queue=queue)
+        got = {r.job_id: r async for r in results}
         return [got[j] for j in ids]
 
     async def get_many(self, job_ids: Sequence[str], *, chunk: int = 1000) -> list[Result | None]:
@@ -324,12 +351,19 @@ class Client:
             for i in range(0, len(job_ids), chunk):
                 pipe.mget([self.keys.result(j) for j in job_ids[i : i + chunk]])
             parts = await self._call(pipe.execute())
-        return [None if r is None else Result.model_validate_json(r) for part in parts for r in part]
+        return [None if r is None else parse_result(r) for part in parts for r in part]
 
     async def queue_depth(self, queue: str | None = None) -> int:
         """Jobs in the queue zset: waiting and in flight (arq keeps running jobs there)."""
         depth: int = await self._call(self.redis.zcard(self.keys.queue(queue or self.queue)))
         return depth
+
+    async def _give_back(self, done_key: str, job_id: str, token: Any) -> None:
+        """Return a popped token so other waiters wake too; the list keeps the result's TTL. A token
+        without a result (deleted by hand) must not make a waiter spin: pause instead."""
+        ttl = await self._call(self._take_token(keys=[done_key, self.keys.result(job_id)], args=[token]))
+        if int(ttl) < 0:
+            await asyncio.sleep(_NO_RESULT_PAUSE_S)
 
     async def _blpop(self, keys: list[str], seconds: float) -> Any:
         # Redis >= 6 takes fractional BLPOP timeouts; redis-py's annotation says int.
@@ -378,20 +412,9 @@ class _DoneWindow:
         popped = await c._blpop([c.keys.done(j) for j in self._window], block)
         if popped is None:
             return []
-        await c._call(c.redis.lpush(popped[0], popped[1]))  # hand the token on
+        done_key = _text(popped[0])
+        await c._give_back(done_key, done_key.removeprefix(c.keys.done("")), popped[1])
         return self._window
-
-
-def _env_depth(raw: str) -> int:
-    if not raw.strip():
-        return 0
-    try:
-        depth = int(raw)
-    except ValueError:
-        raise ValueError(f"ROUTEQ_MAX_QUEUE_DEPTH={raw!r}: expected an integer (0 = no cap)") from None
-    if depth < 0:
-        raise ValueError(f"ROUTEQ_MAX_QUEUE_DEPTH={raw!r}: must be >= 0 (0 = no cap)")
-    return depth
 
 
 def _text(value: bytes | str) -> str:

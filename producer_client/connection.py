@@ -18,11 +18,32 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from producer_client.envvars import SettingsError
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_url(env: dict[str, str] | None = None) -> str:
     return (env if env is not None else dict(os.environ)).get("REDIS_URL", DEFAULT_URL)
+
+
+def check_redis_url(url: str, *, name: str = "REDIS_URL") -> str:
+    """``url`` if redis-py can use it, else a SettingsError naming what is wrong (password hidden)."""
+    shown = redact(url) if "://" in url else url
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise SettingsError(f"{name}={shown!r}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{name}={shown!r}: expected redis://host:port/db, rediss://… or unix://path")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError(f"{name}={shown!r}: no host")
+    db = parts.path.strip("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        raise SettingsError(f"{name}={shown!r}: the database ({db!r}) must be a number")
+    del port
+    return url
 
 
 def redact(url: str) -> str:
@@ -45,7 +66,9 @@ def connect(
     max_connections: int | None = None,
     redis_class: type[Redis] = Redis,
 ) -> Redis:
-    """A pooled async client; connections open lazily, so this never blocks."""
+    """A pooled async client; connections open lazily, so this never blocks. A URL redis-py
+    cannot use is a SettingsError naming ``REDIS_URL``."""
+    check_redis_url(url)
     client: Redis = redis_class.from_url(
         url,
         socket_connect_timeout=connect_timeout_s,

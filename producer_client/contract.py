@@ -1,15 +1,22 @@
 """The wire contract: jobs in, results out, as versioned JSON.
 
 These pydantic models are the one schema; ``routeq schema`` prints their JSON Schema so a
-non-Python producer can enqueue and read results. Unknown top-level fields are rejected (a
-misspelt ``contxt`` must not be silently dropped); free-form data goes in ``context.tags``,
-``params`` pass-through is explicit, and ``metadata`` is echoed back untouched.
+non-Python producer can enqueue and read results. Unknown fields are rejected where documents are
+written (a misspelt ``contxt`` must not be silently dropped; a worker never writes a field the
+schema lacks); free-form data goes in ``context.tags``, ``params`` pass-through is explicit, and
+``metadata`` is echoed back untouched. Readers are lenient instead: :func:`parse_result` drops
+fields it does not know, so a newer worker can add fields during a rolling upgrade without
+breaking older producers.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import types
+import typing
+from functools import cache
+from typing import Annotated, Any, Literal, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -101,6 +108,9 @@ class AttemptInfo(_Strict):
     latency_ms: int = 0
     retry_after_s: float | None = None
     served_model: str | None = None
+    outcome_unknown: bool = Field(
+        default=False, description="sent, but no answer came back: it may be billed (charged its worst case)"
+    )
 
 
 class TraceItem(_Strict):
@@ -116,7 +126,10 @@ class Skip(_Strict):
 
 class Routing(_Strict):
     rule: str
-    rules_version: str
+    rules_version: str = Field(description="sha256 of the rules document that decided")
+    rules_number: int | None = Field(
+        default=None, description="its version number in Redis (null: rules read from a file)"
+    )
     task_type: str | None = None
     task_type_source: Literal["context", "classifier", "none"] = "none"
     model: str
@@ -133,7 +146,7 @@ class Usage(_Strict):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: str = Field(default="0.000000000", description="exact decimal string, USD")
-    cost_source: Literal["usage.cost", "catalog", "none"] = "none"
+    cost_source: Literal["usage.cost", "catalog", "unknown_outcome", "none"] = "none"
 
 
 class BudgetLineInfo(_Strict):
@@ -173,6 +186,54 @@ class Result(_Strict):
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+
+def parse_result(raw: bytes | str) -> Result:
+    """A result document as a reader takes it: fields this version does not know are dropped."""
+    doc = orjson.loads(raw)
+    return Result.model_validate(_known(doc, Result))
+
+
+def _known(value: Any, model: type[BaseModel]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    shapes = _shapes(model)
+    out = {}
+    for key, item in value.items():
+        if key not in shapes:
+            continue
+        nested, in_list = shapes[key]
+        if nested is not None and in_list and isinstance(item, list):
+            item = [_known(x, nested) for x in item]
+        elif nested is not None:
+            item = _known(item, nested)
+        out[key] = item
+    return out
+
+
+@cache
+def _shapes(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, bool]]:
+    """Per field: the model it nests (directly, optionally, or as a list's items), and whether in a list."""
+    shapes: dict[str, tuple[type[BaseModel] | None, bool]] = {}
+    for name, info in model.model_fields.items():
+        shapes[name] = _nested(info.annotation)
+    return shapes
+
+
+def _nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and args:
+        inner, _ = _nested(args[0])
+        return inner, inner is not None
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            inner, in_list = _nested(arg)
+            if inner is not None:
+                return inner, in_list
+    return None, False
 
 
 def json_schemas() -> dict[str, Any]:

@@ -29,6 +29,8 @@ def build_job(
         raise InvalidJob("messages: give messages or a prompt")
     if messages is not None and prompt is not None:
         raise InvalidJob("messages: give messages or a prompt, not both")
+    if prompt is not None and isinstance(prompt, str) and not prompt.strip():
+        raise InvalidJob("prompt: empty (nothing to complete)")
     msgs = list(messages) if messages is not None else [{"role": "user", "content": prompt}]
     doc: dict[str, Any] = {"messages": msgs}
     if context is not None:

@@ -4,17 +4,25 @@ One private event loop runs in a daemon thread and owns the async Client and its
 method hands a coroutine to that loop and blocks the calling thread on the answer. Any number of
 threads can share one SyncClient: their calls run concurrently on the loop, over pooled
 connections. This keeps one implementation of the protocol instead of a second, synchronous one.
+
+Forks: a process forked after the client was made (gunicorn ``--preload``, uWSGI's default) has no
+loop thread (threads do not survive ``fork``), so the child would wait forever. Every call checks
+the process id and, in a new process, builds a fresh loop, thread and connection pool; the
+parent's sockets are left to the parent. Every call also has a deadline, so no mistake blocks a
+request thread for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from producer_client.client import Client, Handle, OnFull
 from producer_client.contract import Result
+from producer_client.errors import RedisUnavailable
 from producer_client.specs import JobSpec
 
 T = TypeVar("T")
@@ -24,15 +32,23 @@ _END = object()
 class SyncClient:
     """The methods of ``Client``, blocking. Create one per process and ``close()`` it at exit."""
 
-    def __init__(self, make_client: Callable[[], Client]) -> None:
-        """``make_client`` runs on the private loop, so the client's connections belong to it."""
+    def __init__(self, make_client: Callable[[], Client], *, call_timeout_s: float = 60.0) -> None:
+        """``make_client`` runs on the private loop, so the client's connections belong to it.
+        ``call_timeout_s`` bounds every call that does not wait for results (those add their own
+        ``timeout``)."""
+        self._make_client = make_client
+        self.call_timeout_s = call_timeout_s
+        self._closed = False
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="routeq-client", daemon=True)
         self._thread.start()
-        self._closed = False
 
         async def build() -> Client:
-            return make_client()
+            return self._make_client()
 
         try:
             self.client = self._run(build())
@@ -103,12 +119,13 @@ class SyncClient:
         return self._run(self.client.get_many(job_ids))
 
     def result(self, job_id: str, timeout: float = 60.0) -> Result:
-        return self._run(self.client.result(job_id, timeout=timeout))
+        return self._run(self.client.result(job_id, timeout=timeout), wait_s=timeout)
 
     def wait_all(
         self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
     ) -> list[Result]:
-        return self._run(self.client.wait_all(list(job_ids), batch_id=batch_id, timeout=timeout))
+        waiting = self.client.wait_all(list(job_ids), batch_id=batch_id, timeout=timeout)
+        return self._run(waiting, wait_s=timeout)
 
     def as_completed(
         self, job_ids: Iterable[str], *, batch_id: str | None = None, timeout: float = 3600.0
@@ -117,7 +134,7 @@ class SyncClient:
         agen = self.client.as_completed(list(job_ids), batch_id=batch_id, timeout=timeout)
         try:
             while True:
-                item = self._run(_next(agen))
+                item = self._run(_next(agen), wait_s=timeout)
                 if item is _END:
                     return
                 assert isinstance(item, Result)
@@ -131,16 +148,25 @@ class SyncClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], *, wait_s: float = 0.0) -> T:
+        """Run ``coro`` on the loop; give up after ``call_timeout_s`` (plus ``wait_s`` for waits)."""
         if self._closed:
             coro.close()
             raise RuntimeError("SyncClient is closed")
+        if os.getpid() != self._pid:
+            self._start()  # forked: the loop thread stayed in the parent
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("SyncClient called from its own event loop; use the async Client there")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        limit = self.call_timeout_s + wait_s
         try:
-            return future.result()
+            return future.result(timeout=limit)
+        except TimeoutError:
+            if future.done():
+                raise  # the call's own timeout (ResultTimeout), not the deadline
+            future.cancel()
+            raise RedisUnavailable(f"no answer within {limit:g}s (SyncClient call deadline)") from None
         except BaseException:
             future.cancel()  # e.g. KeyboardInterrupt in the waiting thread: stop the work too
             raise

@@ -2,8 +2,8 @@
 
 The worker indexes each failed job in the sorted set ``{prefix}failed`` (score = finish time in
 epoch ms) in the same Lua call that writes its result. A result alone cannot be re-run, so the
-worker also keeps the job document beside it (``keep_failed_job``) under
-``{prefix}failedjob:{id}``, with the result's TTL: both vanish together.
+same call also keeps the job document beside it under ``{prefix}failedjob:{id}``, with the
+result's TTL: both vanish together.
 
 A retry re-enqueues the job under the SAME id through the producer's own enqueue path, so every
 waiter on that id (``Client.result``) sees the new result. The enqueue script treats an id that
@@ -25,21 +25,21 @@ from redis.asyncio import Redis
 from producer_client.client import Client
 from producer_client.errors import InvalidJob, RouteqError
 from producer_client.jobs import parse_job
-from producer_client.keys import ARQ_IN_PROGRESS_PREFIX, Keys
+from producer_client.keys import Keys
 
 # Removes the job from the dead letters and returns what is needed to re-run it (or undo).
-# KEYS: failed zset, failedjob, result, done, arq job, arq in-progress, arq result. ARGV: job id.
+# KEYS: failed zset, failedjob, result, done, job envelope. ARGV: job id.
 _CLAIM = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score then return {'not_failed'} end
 local doc = redis.call('GET', KEYS[2])
 if not doc then return {'no_job'} end
-if redis.call('EXISTS', KEYS[5], KEYS[6]) > 0 then return {'busy'} end
+if redis.call('EXISTS', KEYS[5]) > 0 then return {'busy'} end
 local result = redis.call('GET', KEYS[3]) or ''
 local result_ttl = redis.call('PTTL', KEYS[3])
 local doc_ttl = redis.call('PTTL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[7])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return {'ok', doc, score, result, result_ttl, doc_ttl}
 """
 
@@ -105,15 +105,6 @@ class DeadLetter:
         }
 
 
-def failed_job_key(keys: Keys, job_id: str) -> str:
-    return f"{keys.prefix}failedjob:{job_id}"
-
-
-async def keep_failed_job(redis: Redis, keys: Keys, job_id: str, job_json: bytes | str, ttl_s: float) -> None:
-    """Keep a failed job's document (the Job JSON) for ``routeq retry``, as long as its result."""
-    await redis.set(failed_job_key(keys, job_id), job_json, px=max(1, round(ttl_s * 1000)))
-
-
 async def list_failed(
     redis: Redis, keys: Keys, *, limit: int | None = 50, since_ms: int | None = None, chunk: int = 500
 ) -> list[DeadLetter]:
@@ -148,12 +139,9 @@ async def list_failed(
 async def requeue(client: Client, job_id: str, *, queue: str | None = None) -> None:
     """Re-run one failed job under its own id; RetryRefused (and no change) if that is impossible."""
     redis, keys = client.redis, client.keys
-    doc_key = failed_job_key(keys, job_id)
+    doc_key = keys.failed_job(job_id)
     claimed: Sequence[Any] = await redis.register_script(_CLAIM)(
-        keys=[
-            keys.failed, doc_key, keys.result(job_id), keys.done(job_id), Keys.arq_job(job_id),
-            ARQ_IN_PROGRESS_PREFIX + job_id, Keys.arq_result(job_id),
-        ],
+        keys=[keys.failed, doc_key, keys.result(job_id), keys.done(job_id), keys.job(job_id)],
         args=[job_id],
     )
     verdict = _text(claimed[0])
@@ -182,7 +170,7 @@ async def requeue(client: Client, job_id: str, *, queue: str | None = None) -> N
     try:
         (submitted,) = await client.submit_jobs([(job_id, job)], queue=queue, on_full="raise")
     except RouteqError as exc:
-        if await redis.exists(Keys.arq_job(job_id)):
+        if await redis.exists(keys.job(job_id)):
             return  # the error came after the job reached the queue: the retry happened
         raise await undo(str(exc)) from None
     if not submitted.added:

@@ -2,7 +2,8 @@
 
 It starts the emulator in-process, uses ``REDIS_URL`` when a Redis answers there (else an
 in-process stand-in), starts a worker, submits a mixed set of jobs and prints how each was routed.
-Demo keys use their own prefix and queue, so a production worker on the same Redis ignores them.
+Demo keys use their own prefix, so a production worker on the same Redis ignores them, and the
+demo deletes them when it ends: it leaves nothing behind in a user's Redis.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio import Redis
+
 from producer_client.client import Client
 from producer_client.connection import DEFAULT_URL, connect, redact
 from producer_client.contract import Result
+from producer_client.keys import glob_escape
+from worker.cli.table import render_table
 from worker.emulator.runner import serve_emulator
 from worker.openrouter import OpenRouterSettings
-from worker.runner import make_pool
-from worker.serialization import deserialize, serialize
 from worker.serve import build_worker
 from worker.settings import WorkerSettings
 from worker.standin import redis_answers, standin_pair
@@ -82,11 +85,10 @@ async def run_demo(redis_url: str | None = None, *, out: Any = None) -> list[Res
     prefix = f"routeq-demo-{uuid.uuid4().hex[:8]}:"
     if await redis_answers(url):
         where = f"Redis at {redact(url)}"
-        pool, producer_redis = make_pool(url), connect(url)
+        pool, producer_redis = connect(url, socket_timeout_s=30.0), connect(url)
     else:
         where = f"in-process Redis stand-in (nothing answered at {redact(url)})"
         pool, producer_redis = standin_pair()
-        pool.job_serializer, pool.job_deserializer = serialize, deserialize
 
     async with serve_emulator(faults=DEMO_FAULTS, api_key="sk-or-demo-key") as emu:
         print(f"routeq demo: emulator at {emu.base_url}, {where}", file=out)
@@ -105,9 +107,18 @@ async def run_demo(redis_url: str | None = None, *, out: Any = None) -> list[Res
             await worker.drain(timeout_s=10)
             await asyncio.gather(worker_task, return_exceptions=True)
             await worker.close()
+            await delete_prefix(producer_redis, prefix)
             await client.close()
     print_table([name for name, _ in DEMO_JOBS], results, out=out)
     return results
+
+
+async def delete_prefix(redis: Redis, prefix: str) -> int:
+    """Remove every key under ``prefix`` (the demo's own); returns how many."""
+    doomed = [key async for key in redis.scan_iter(match=glob_escape(prefix) + "*", count=1000)]
+    for start in range(0, len(doomed), 500):
+        await redis.delete(*doomed[start : start + 500])
+    return len(doomed)
 
 
 def print_table(names: Sequence[str], results: Sequence[Result], *, out: Any) -> None:
@@ -124,9 +135,5 @@ def print_table(names: Sequence[str], results: Sequence[Result], *, out: Any) ->
             r.usage.cost_usd if r.usage else "-",
             f"{r.timing.total_ms} ms",
         ])
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*headers), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in rows:
-        print(line.format(*row), file=out)
+    for line in render_table(headers, rows, rule=True):
+        print(line, file=out)

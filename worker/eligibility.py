@@ -8,7 +8,7 @@ older than OpenRouter's, which will answer for itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from producer_client.contract import Job, Skip
@@ -36,23 +36,12 @@ def needs_of(job: Job, *, prompt_tokens: int, max_tokens: int) -> Needs:
     )
 
 
-def filter_chain(
-    chain: Sequence[str],
-    catalog: Catalog,
-    needs: Needs,
-    *,
-    unavailable: Callable[[str], str | None] | None = None,
-) -> tuple[list[str], list[Skip]]:
-    """The usable models in order, and a reason for each one dropped.
-
-    ``unavailable(model)`` returns a reason to skip (an open circuit, say) or None.
-    """
+def filter_chain(chain: Sequence[str], catalog: Catalog, needs: Needs) -> tuple[list[str], list[Skip]]:
+    """The usable models in order, and a reason for each one dropped."""
     keep: list[str] = []
     skipped: list[Skip] = []
     for model in chain:
         reason = _cannot_serve(model, catalog, needs)
-        if reason is None and unavailable is not None:
-            reason = unavailable(model)
         if reason is None:
             keep.append(model)
         else:

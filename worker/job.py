@@ -1,50 +1,76 @@
-"""The arq job function. Whatever happens inside, the job ends with exactly one result."""
+"""Running one claimed job to its one result, whatever happens inside.
+
+The pipeline turns the job into a :class:`~worker.results.Finish`; the finish script writes it.
+An unexpected exception (a bug) still ends in a ``failed`` result (``internal_error``); only a
+cancellation (shutdown) leaves the job unfinished, and the runner puts it back in its queue.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
 
-from producer_client.contract import Job
-from worker.deadletters import keep_failed_job
+from worker.budget.alerts import AlertSink
+from worker.claims import Claimed
+from worker.envelope import open_envelope
 from worker.outcome import JobClock, Outcome
-from worker.pipeline import JobInput
-from worker.services import Services
+from worker.pipeline import JobInput, Pipeline
+from worker.results import Finish, Finished, ResultStore
+from worker.spend import Spend
+from worker.stats import WorkerStats
 
 log = logging.getLogger("routeq.job")
 
 
-async def complete(ctx: dict[str, Any], payload: Any, batch_id: str | None = None, **_: Any) -> str:
-    svc: Services = ctx["routeq"]
-    job_id: str = ctx["job_id"]
-    job_try: int = ctx.get("job_try", 1)
-    enqueued: datetime | None = ctx.get("enqueue_time")
-    enqueued_at = enqueued.timestamp() if enqueued else None
+@dataclass(frozen=True)
+class JobRunner:
+    pipeline: Pipeline
+    results: ResultStore
+    spend: Spend
+    alerts: AlertSink
+    stats: WorkerStats
 
-    # A re-run (crash, cancel, duplicate delivery): a result may already exist.
-    if job_try > 1 and await svc.results.existing(job_id) is not None:
-        log.info("job %s already has a result; not running it again", job_id)
-        return "duplicate"
-    messages: Any = None
-    job: Job | None = None
-    try:
-        ran = await svc.pipeline.run(
-            JobInput(job_id, payload, job_try=job_try, enqueued_at=enqueued_at, batch_id=batch_id)
-        )
-        result, job, messages = ran.result, ran.job, ran.messages
-    except asyncio.CancelledError:
-        raise  # shutdown: arq puts the job back on the queue
-    except Exception as exc:  # a bug must never leave a job without a result
-        log.exception("job %s: internal error", job_id)
-        result = Outcome(job_id, job_try).failed(
-            JobClock(enqueued_at=enqueued_at), "internal_error", f"{type(exc).__name__}: {exc}",
-            retryable=True,
-        )
-    if result.status == "failed" and job is not None:
-        # Dead letters keep the job itself, so `routeq retry` can run it again under its id.
-        await keep_failed_job(svc.results.redis, svc.results.keys, job_id,
-                              job.model_dump_json().encode(), svc.results.ttl_s)
-    written = await svc.results.write(result, batch_id=batch_id, messages=messages)
-    return result.status if written else "duplicate"
+    async def run(self, claimed: Claimed) -> Finished:
+        where = self.results.keys.job(claimed.job_id)
+        inp = JobInput(claimed.job_id, claimed.queue_key, open_envelope(claimed.envelope, where=where),
+                       claimed.job_try)
+        try:
+            finish = await self.pipeline.run(inp)
+        except asyncio.CancelledError:
+            raise  # shutdown: the runner puts the job back
+        except Exception as exc:  # a bug must never leave a job without a result
+            log.exception("job %s: internal error", claimed.job_id)
+            result = Outcome(claimed.job_id, claimed.job_try).failed(
+                JobClock(enqueued_at=None), "internal_error", f"{type(exc).__name__}: {exc}"
+            )
+            finish = Finish(result, claimed.queue_key, inp.envelope.batch_id)
+        # Once the upstream call is over its money must be settled: a shutdown must not cut this.
+        finished = await asyncio.shield(self.results.finish(finish))
+        if finished.settlement is not None:
+            self.spend.remember(finished.settlement.lines)
+            if finished.settlement.alerts:
+                await self.alerts.emit(finished.settlement.alerts)
+        self.stats.finished(finish.result, finished.written)
+        _log_finished(finish, finished)
+        return finished
+
+
+def _log_finished(finish: Finish, finished: Finished) -> None:
+    """One INFO line per finished job (never its prompt); in JSON logs its fields are keys too."""
+    r = finish.result
+    routing = r.routing
+    fields = {
+        "job_id": r.job_id,
+        "queue": finish.queue_key.rsplit(":", 1)[-1],
+        "status": r.status if finished.written else "duplicate",
+        "rule": routing.rule if routing else None,
+        "model": routing.model_served if routing else None,
+        "error_type": r.error.type if r.error else None,
+        "cost_usd": r.usage.cost_usd if r.usage else "0",
+        "latency_ms": r.timing.total_ms,
+        "job_try": r.job_try,
+    }
+    log.info("← %s %s queue=%s rule=%s model=%s error=%s cost_usd=%s latency_ms=%d", r.job_id,
+             fields["status"], fields["queue"], fields["rule"], fields["model"], fields["error_type"],
+             fields["cost_usd"], r.timing.total_ms, extra=fields)

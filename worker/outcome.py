@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from producer_client.contract import ErrorInfo, Result, Routing, Timing, Usage
+from worker.error_kinds import retryable
 
 
 def _iso(ts: float) -> str:
@@ -53,13 +54,12 @@ class Outcome:
         )
 
     def failed(
-        self, clock: JobClock, error_type: str, message: str, *, retryable: bool = False,
+        self, clock: JobClock, error_type: str, message: str, *,
         routing: Routing | None = None, usage: Usage | None = None, budget: list[Any] | None = None,
     ) -> Result:
-        return self._result(
-            clock, "failed", error=ErrorInfo(type=error_type, message=message, retryable=retryable),
-            routing=routing, usage=usage, budget=budget,
-        )
+        """A failure; whether a resubmission may succeed follows from the error type alone."""
+        error = ErrorInfo(type=error_type, message=message, retryable=retryable(error_type))
+        return self._result(clock, "failed", error=error, routing=routing, usage=usage, budget=budget)
 
     def succeeded(
         self, clock: JobClock, *, content: str | None, message: dict[str, Any], routing: Routing,

@@ -1,8 +1,9 @@
-"""Writing a job's outcome: result key, waiter wake-up, batch list, dead-letter index, decision stream.
+"""Finishing a job: settle, result, waiter wake-up, batch list, dead letter, decision stream.
 
-One Lua call does all of it, so a waiter never wakes to a missing result and a job that runs twice
-keeps the first result. Redis outages are ridden out with bounded retries: a finished job must not
-lose its result because Redis restarted under it.
+One Lua call (``scripts/finish.lua``) does all of it, together with dropping the job's own keys,
+so a waiter never wakes to a missing result, a job that runs twice keeps its first result, and
+a finished job costs one round trip. Redis outages are ridden out with bounded retries: a
+finished job must not lose its result because Redis restarted under it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,34 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer_client.contract import Result
+from producer_client.contract import Job, Result
 from producer_client.keys import Keys
-from worker import scripts
+from producer_client.lua import lua_script
+from worker.budget import Settlement, replies
+from worker.spend import Hold
 
 log = logging.getLogger("routeq.results")
+
+_PLACEHOLDER = "@budget"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Everything the finish script needs for one job."""
+
+    result: Result
+    queue_key: str
+    batch_id: str | None = None
+    hold: Hold | None = None
+    charge_nano: int = 0
+    job: Job | None = None  # a failed job's document is kept with its result, for ``routeq retry``
+    messages: Sequence[Any] | None = None  # for the decision stream (hashed unless stored)
+
+
+@dataclass(frozen=True)
+class Finished:
+    written: bool  # False: a result already existed (the job ran twice)
+    settlement: Settlement | None
 
 
 @dataclass(frozen=True)
@@ -34,49 +59,69 @@ class ResultStore:
     decisions_maxlen: int = 100_000
     store_prompts: bool = False
     retry_for_s: float = 60.0
+    reservation_keep_s: int = 7 * 86_400
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_finish", self.redis.register_script(scripts.load("finish.lua")))
+        object.__setattr__(self, "_script", self.redis.register_script(lua_script("worker", "finish.lua")))
 
-    async def existing(self, job_id: str) -> Result | None:
-        raw = await self.redis.get(self.keys.result(job_id))
-        return None if raw is None else Result.model_validate_json(raw)
-
-    async def write(
-        self, result: Result, *, batch_id: str | None = None, messages: Any = None
-    ) -> bool:
-        """Store the result once; True if this call wrote it, False if a result already existed."""
+    async def finish(self, f: Finish) -> Finished:
+        """Run the finish script, retrying through Redis outages for up to ``retry_for_s``."""
+        job_id = f.result.job_id
+        k = self.keys
+        prefix = f"{k.prefix}resv:"
         keys = [
-            self.keys.result(result.job_id),
-            self.keys.done(result.job_id),
-            self.keys.decisions,
-            self.keys.failed,
+            k.result(job_id), k.done(job_id), k.decisions, k.failed, k.failed_job(job_id), k.job(job_id),
+            k.tries(job_id), f.queue_key, k.batch_done(f.batch_id or "-"),
+            prefix + (f.hold.rid if f.hold else job_id), f"{k.prefix}resv-leases", f"{k.prefix}budget:alerts",
         ]
-        if batch_id:
-            keys.append(self.keys.batch_done(batch_id))
+        settle = f.hold is not None and f.hold.active
+        fields = self._decision_fields(f.result, f.messages)
+        fragments = f.hold.fragments() if settle and f.hold else []
         args: list[Any] = [
-            result.model_dump_json(),
+            self._document(f.result, placeholder=settle),
             self.ttl_s,
-            result.job_id,
+            job_id,
             self.decisions_maxlen,
-            result.status,
+            f.result.status,
             int(time.time() * 1000),
-            *self._decision_fields(result, messages),
+            f.job.model_dump_json() if f.job is not None and f.result.status == "failed" else "",
+            "1" if f.batch_id else "0",
+            f.charge_nano if settle else "",
+            self.reservation_keep_s,
+            f.hold.rid if settle and f.hold else "",
+            len(fields),
+            len(fragments),
+            *fields,
+            *fragments,
         ]
+        reply = await self._call(job_id, keys, args)
+        written, settled = int(reply[0]), reply[1]
+        return Finished(bool(written), replies.settlement(job_id, settled) if settled else None)
+
+    async def _call(self, job_id: str, keys: list[str], args: list[Any]) -> Any:
         delay = 0.1
         deadline = time.monotonic() + self.retry_for_s
         while True:
             try:
-                written = await self._finish(keys=keys, args=args)  # type: ignore[attr-defined]
-                return bool(written)
+                return await self._script(keys=keys, args=args)  # type: ignore[attr-defined]
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("result write for %s failed (%s); retrying in %.1fs", result.job_id, exc, delay)
+                log.warning("finishing job %s failed (%s); retrying in %.1fs", job_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _decision_fields(self, result: Result, messages: Any) -> list[str]:
+    @staticmethod
+    def _document(result: Result, *, placeholder: bool) -> bytes:
+        """The result JSON; with a reservation, its ``budget`` goes last as a placeholder that the
+        script replaces by the counters as settled."""
+        if not placeholder:
+            return result.model_dump_json().encode()
+        doc = result.model_dump(mode="json", exclude={"budget"})
+        doc["budget"] = _PLACEHOLDER
+        return orjson.dumps(doc)
+
+    def _decision_fields(self, result: Result, messages: Sequence[Any] | None) -> list[str]:
         r = result.routing
         fields = {
             "job_id": result.job_id,
@@ -88,6 +133,7 @@ class ResultStore:
             "provider": (r.provider or "") if r else "",
             "task_type": (r.task_type or "") if r else "",
             "rules_version": r.rules_version if r else "",
+            "rules_number": str(r.rules_number) if r and r.rules_number is not None else "",
             "cost_usd": result.usage.cost_usd if result.usage else "0",
             "total_ms": str(result.timing.total_ms),
             "attempts": str(len(r.attempts)) if r else "0",

@@ -1,100 +1,120 @@
-"""Running a worker process: load the policy, connect, serve until SIGTERM, drain, exit."""
+"""Running a worker process: check settings, policy and key, connect, serve until SIGTERM, drain.
+
+Every start-up problem is one line on stderr and exit code 2 (see the README): an invalid
+setting, rules file or catalog, Redis refusing the credentials, or an OpenRouter key or URL that
+cannot work. A problem that may heal (Redis or OpenRouter briefly unreachable) is waited out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from typing import Any
 
-from arq.connections import ArqRedis
-from arq.worker import func
-from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from producer_client.connection import redact
-from producer_client.keys import JOB_FUNCTION, Keys
+from producer_client.cancel import raise_if_cancelled
+from producer_client.connection import connect, redact
 from worker.budget.ledger import BudgetLedger
-from worker.job import complete
-from worker.outcome import JobClock, Outcome
+from worker.catalog import CatalogError
+from worker.claims import Control
+from worker.heartbeat import Beat, Heartbeat
+from worker.logs import configure_logging
+from worker.openrouter.keycheck import KeyCheckFailed, check_key
+from worker.routing import Policy
 from worker.rules import RulesError
-from worker.runner import RouteqWorker, make_pool
-from worker.serialization import deserialize, serialize
+from worker.runner import RouteqWorker
 from worker.services import Services, build_services, load_policy
 from worker.settings import SettingsError, WorkerSettings
+from worker.version import routeq_version
 
 log = logging.getLogger("routeq.worker")
 
-# arq counts every start toward max_tries and then fails the job without calling us (so without a
-# result); we enforce our own, lower limit inside the job instead.
-_ARQ_MAX_TRIES = 1000
+
+class StartupError(RuntimeError):
+    """The worker cannot start; the message is the one line to show."""
 
 
 def build_worker(
     settings: WorkerSettings,
     *,
-    pool: ArqRedis | None = None,
+    pool: Redis | None = None,
+    policy: Policy | None = None,
     burst: bool = False,
     handle_signals: bool = True,
 ) -> RouteqWorker:
     """A ready worker; raises RulesError (every problem, with its JSON path) before connecting."""
-    policy = load_policy(settings)
-    pool = pool or make_pool(settings.redis_url)
-    keys = Keys(settings.prefix)
-    queue_keys = tuple(keys.queue(q) for q in settings.queues)
+    policy = policy or load_policy(settings)
+    pool = pool or connect(settings.redis_url, socket_timeout_s=30.0)
     services = build_services(settings, pool, policy)
-
-    async def on_lost_payload(job_id: str) -> None:
-        result = Outcome(job_id, 1).rejected(
-            JobClock(enqueued_at=None), "invalid_job",
-            f"no job payload at arq:job:{job_id} (expired, or the id was queued without one)",
-        )
-        await services.results.write(result)
+    keys = services.keys
+    heartbeat = Heartbeat(
+        pool, keys,
+        Beat(settings.worker_name, settings.queues, settings.max_jobs, settings.heartbeat_s,
+             routeq_version()),
+        lambda: _live(services, worker),
+    )
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        if services.ledger is not None:
-            ctx["reclaimer"] = asyncio.create_task(
-                reclaim_forever(services.ledger, settings.reclaim_every_s)
-            )
+        ctx["heartbeat"] = asyncio.create_task(heartbeat.run())
+        ctx["reclaimer"] = asyncio.create_task(reclaim_forever(services.ledger, settings.reclaim_every_s))
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        task = ctx.pop("reclaimer", None)
-        if task is not None:
-            task.cancel()
-        svc: Services = ctx["routeq"]
-        await svc.aclose()
+        for name in ("heartbeat", "reclaimer"):
+            task = ctx.pop(name, None)
+            if task is not None:
+                task.cancel()
+        await heartbeat.stop()
+        await services.aclose()
 
-    return RouteqWorker(
-        functions=[func(complete, name=JOB_FUNCTION, timeout=settings.job_timeout_s,
-                        max_tries=_ARQ_MAX_TRIES)],
-        queue_names=queue_keys,
+    async def on_control(control: Control) -> None:
+        return None  # hot reload (worker/reload.py) hooks in here
+
+    worker = RouteqWorker(
+        claimer=services.claimer,
+        jobs=services.jobs,
         interactive_reserve=settings.interactive_reserve,
-        scan_limit=settings.scan_limit,
-        wake_channels=tuple(keys.wake(q) for q in queue_keys),
+        wake_channels=tuple(keys.wake(q) for q in services.claimer.queue_keys),
+        on_control=on_control,
         redis_pool=pool,
-        ctx={"routeq": services, "on_lost_payload": on_lost_payload},
+        ctx={"routeq": services},
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         max_jobs=settings.max_jobs,
         job_timeout=settings.job_timeout_s,
-        keep_result=0,
         poll_delay=settings.poll_delay_s,
-        max_tries=_ARQ_MAX_TRIES,
-        health_check_interval=10,
         handle_signals=handle_signals,
         job_completion_wait=settings.shutdown_grace_s,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
         burst=burst,
         log_results=False,
     )
+    return worker
+
+
+def _live(services: Services, worker: RouteqWorker) -> dict[str, Any]:
+    stats = services.stats
+    policy = services.policy.current
+    return {
+        "slots_used": worker.job_counter,
+        "jobs_done": stats.done,
+        "jobs_per_s": round(stats.rate(), 2),
+        "by_status": dict(stats.by_status),
+        "rules_version": policy.rules.version,
+        "rules_number": policy.number,
+        "catalog_version": None,
+        "last_error": stats.last_error,
+        "last_error_at": stats.last_error_at,
+    }
 
 
 async def reclaim_forever(ledger: BudgetLedger, every_s: float) -> None:
     """Charge in full the reservations of tries whose worker died (their lease ran out)."""
     while True:
         await asyncio.sleep(every_s)
+        raise_if_cancelled()
         try:
             reclaimed = await ledger.reclaim_expired()
         except Exception as exc:  # Redis down or a bug: try again next round
@@ -107,60 +127,56 @@ async def reclaim_forever(ledger: BudgetLedger, every_s: float) -> None:
 
 async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
     worker = build_worker(settings, burst=burst)
-    log.info("routeq worker %s on %s", settings.worker_name, redact(settings.redis_url))
+    where = redact(settings.redis_url)
+    log.info("routeq %s worker %s on %s: queues=%s max_jobs=%d rules=%s catalog=%s openrouter=%s",
+             routeq_version(), settings.worker_name, where, ",".join(settings.queues), settings.max_jobs,
+             settings.rules_path or "shipped", settings.catalog_path or "shipped",
+             settings.openrouter.base_url)
     try:
         await worker.pool.ping()
     except (AuthenticationError, AuthorizationError) as exc:
         # Bad credentials do not heal: stop now rather than retry forever. (An unreachable Redis
         # is different: the main loop waits for it.)
         await worker.pool.aclose()
-        where = redact(settings.redis_url)
-        raise CredentialsError(f"Redis at {where} refused the credentials: {exc}") from None
+        raise StartupError(f"Redis at {where} refused the credentials: {exc}") from None
+    except ResponseError as exc:
+        await worker.pool.aclose()
+        raise StartupError(f"Redis at {where} refused the connection: {exc}") from None
     except (RedisConnectionError, OSError):
-        pass
+        log.warning("Redis at %s is not reachable yet; waiting for it", where)
+    try:
+        await check_key(settings.openrouter)
+    except KeyCheckFailed as exc:
+        await worker.pool.aclose()
+        raise StartupError(str(exc)) from None
     try:
         await worker.async_run()
     except asyncio.CancelledError:
         pass
     finally:
         await worker.close()
-
-
-class CredentialsError(RuntimeError):
-    """Redis refused the worker's credentials at start-up."""
-
-
-def configure_logging(level: str) -> None:
-    """Our own logs at ``level``; arq's and httpx's per-job lines only when debugging (they cost
-    more CPU than the job bookkeeping itself at a thousand jobs a second)."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if logging.getLogger().level > logging.DEBUG:
-        for noisy in ("arq.worker", "arq.jobs", "httpx"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("arq.worker").addFilter(_hide_job_args)
-
-
-def _hide_job_args(record: logging.LogRecord) -> bool:
-    """arq logs the first 80 characters of each job's arguments when it starts one: the prompt.
-    Prompts stay out of logs as they stay out of the decision stream (ROUTEQ_STORE_PROMPTS)."""
-    if record.msg == "%6.2fs → %s(%s)%s" and isinstance(record.args, tuple) and len(record.args) == 4:
-        record.args = (record.args[0], record.args[1], "…", record.args[3])
-    return True
+        log.info("routeq worker %s stopped", settings.worker_name)
 
 
 def main() -> int:
-    configure_logging(os.environ.get("ROUTEQ_LOG_LEVEL", "INFO"))
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:
         print(f"routeq worker: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run_worker(settings))
     except RulesError as exc:
-        print(f"routeq worker: rules file is invalid:\n{exc}", file=sys.stderr)
+        print(f"routeq worker: rules are invalid:\n{exc}", file=sys.stderr)
         return 2
-    except CredentialsError as exc:
+    except CatalogError as exc:
+        print(f"routeq worker: model catalog is invalid: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
         print(f"routeq worker: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
+

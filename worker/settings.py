@@ -1,8 +1,8 @@
 """Worker settings, all from the environment (documented in the README's settings table).
 
 Timeouts are chosen together: the job's own deadline (``job_timeout_s`` minus a margin) ends the
-upstream call before arq's timeout would kill the job without a result, and arq re-runs a
-SIGKILLed worker's job after ``job_timeout_s + 10`` s, which bounds crash recovery.
+upstream call before the worker's hard timeout would cut the job, and a SIGKILLed worker's job is
+claimable again ``job_timeout_s + 10`` s after it started, which bounds crash recovery.
 """
 
 from __future__ import annotations
@@ -13,21 +13,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer_client.connection import DEFAULT_URL
-from worker.envvars import SettingsError, env_float, env_int
+from producer_client.connection import DEFAULT_URL, check_redis_url
+from producer_client.envvars import (
+    SettingsError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+)
+from producer_client.keys import DEFAULT_PREFIX
 from worker.health import BreakerSettings
 from worker.openrouter import OpenRouterSettings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+DEFAULT_RESERVE = 50
+CLAIM_MARGIN_S = 10  # a claim outlives the job timeout by this much
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     redis_url: str = DEFAULT_URL
-    prefix: str = "routeq:"
+    prefix: str = DEFAULT_PREFIX
     queues: tuple[str, ...] = ("interactive", "batch")
     max_jobs: int = 1000
-    interactive_reserve: int = 50
+    interactive_reserve: int = -1  # -1: derived, min(50, max_jobs // 4)
     poll_delay_s: float = 0.5
-    scan_limit: int = 5000
     job_timeout_s: int = 120
     shutdown_grace_s: int = 25
     max_tries: int = 3
@@ -37,16 +49,34 @@ class WorkerSettings:
     budget_webhook: str | None = None
     reclaim_every_s: float = 15.0
     lease_margin_s: float = 60.0
+    heartbeat_s: float = 2.0
     rules_path: Path | None = None
     catalog_path: Path | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     openrouter: OpenRouterSettings = field(default_factory=OpenRouterSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+
+    def __post_init__(self) -> None:
+        if self.interactive_reserve < 0:
+            object.__setattr__(self, "interactive_reserve", default_reserve(self.max_jobs))
+        if len(self.queues) > 1 and self.interactive_reserve >= self.max_jobs:
+            raise SettingsError(
+                f"ROUTEQ_INTERACTIVE_RESERVE={self.interactive_reserve} leaves no slot of "
+                f"ROUTEQ_MAX_JOBS={self.max_jobs} for the {', '.join(self.queues[1:])} queue(s): "
+                "keep the reserve below ROUTEQ_MAX_JOBS (or serve one queue with ROUTEQ_QUEUES)"
+            )
 
     @property
     def upstream_budget_s(self) -> float:
         """Time a job may spend on OpenRouter: leaves room to settle and write the result."""
         return max(1.0, self.job_timeout_s - 5.0)
+
+    @property
+    def claim_s(self) -> float:
+        """How long a claim holds a job: a worker that died lets it go after this."""
+        return self.job_timeout_s + CLAIM_MARGIN_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -54,28 +84,40 @@ class WorkerSettings:
         queues = tuple(q.strip() for q in e.get("ROUTEQ_QUEUES", "interactive,batch").split(",") if q.strip())
         if not queues:
             raise SettingsError("ROUTEQ_QUEUES: name at least one queue")
+        max_jobs = env_int(e, "ROUTEQ_MAX_JOBS", 1000, low=1)
+        # The default reserve scales down with small slot counts, so every queue always runs.
+        reserve = env_int(e, "ROUTEQ_INTERACTIVE_RESERVE", default_reserve(max_jobs), low=0)
+        rules, catalog = env_str(e, "ROUTEQ_RULES", ""), env_str(e, "ROUTEQ_CATALOG", "")
         return cls(
-            redis_url=e.get("REDIS_URL", DEFAULT_URL),
-            prefix=e.get("ROUTEQ_PREFIX", "routeq:"),
+            redis_url=check_redis_url(env_str(e, "REDIS_URL", DEFAULT_URL)),
+            prefix=env_str(e, "ROUTEQ_PREFIX", DEFAULT_PREFIX),
             queues=queues,
-            max_jobs=env_int(e, "ROUTEQ_MAX_JOBS", 1000, low=1),
-            interactive_reserve=env_int(e, "ROUTEQ_INTERACTIVE_RESERVE", 50, low=0),
+            max_jobs=max_jobs,
+            interactive_reserve=reserve,
             poll_delay_s=env_float(e, "ROUTEQ_POLL_DELAY_S", 0.5, low=0.001),
-            scan_limit=env_int(e, "ROUTEQ_SCAN_LIMIT", 5000, low=1),
             job_timeout_s=env_int(e, "ROUTEQ_JOB_TIMEOUT_S", 120, low=5),
             shutdown_grace_s=env_int(e, "ROUTEQ_SHUTDOWN_GRACE_S", 25, low=0),
             max_tries=env_int(e, "ROUTEQ_MAX_TRIES", 3, low=1),
             result_ttl_s=env_int(e, "ROUTEQ_RESULT_TTL_S", 86_400, low=1),
             decisions_maxlen=env_int(e, "ROUTEQ_DECISIONS_MAXLEN", 100_000, low=1),
-            store_prompts=e.get("ROUTEQ_STORE_PROMPTS", "0").lower() in {"1", "true", "yes"},
-            budget_webhook=e.get("ROUTEQ_BUDGET_WEBHOOK") or None,
+            store_prompts=env_bool(e, "ROUTEQ_STORE_PROMPTS", False),
+            budget_webhook=env_str(e, "ROUTEQ_BUDGET_WEBHOOK", "") or None,
             reclaim_every_s=env_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
             lease_margin_s=env_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
-            rules_path=Path(e["ROUTEQ_RULES"]) if e.get("ROUTEQ_RULES") else None,
-            catalog_path=Path(e["ROUTEQ_CATALOG"]) if e.get("ROUTEQ_CATALOG") else None,
+            heartbeat_s=env_float(e, "ROUTEQ_HEARTBEAT_S", 2.0, low=0.1),
+            rules_path=Path(rules) if rules else None,
+            catalog_path=Path(catalog) if catalog else None,
+            log_level=env_choice(e, "ROUTEQ_LOG_LEVEL", "INFO", LOG_LEVELS),
+            log_format=env_choice(e, "ROUTEQ_LOG_FORMAT", "text", LOG_FORMATS),
             openrouter=OpenRouterSettings.from_env(e),
             breaker=BreakerSettings.from_env(e),
         )
+
+
+def default_reserve(max_jobs: int) -> int:
+    """Slots later queues cannot take, by default: 50, fewer for small workers, so that every
+    queue a worker serves always gets slots."""
+    return min(DEFAULT_RESERVE, max_jobs // 4)
 
 
 __all__ = ["SettingsError", "WorkerSettings"]

@@ -5,30 +5,15 @@ Only the demo uses it: production and the integration tests run on a real redis-
 
 from __future__ import annotations
 
-from typing import Any
-
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 
-def standin_pair() -> tuple[ArqRedis, Redis]:
+def standin_pair() -> tuple[Redis, Redis]:
     """A worker pool and a producer client sharing one in-memory server."""
-    try:
-        from fakeredis import FakeServer
-        from fakeredis.aioredis import FakeAsyncRedisMixin
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "no Redis reachable and fakeredis is not installed: start Redis or `pip install 'routeq[dev]'`"
-        ) from exc
+    from fakeredis import FakeAsyncRedis, FakeServer
 
-    class FakeArqRedis(FakeAsyncRedisMixin, ArqRedis):  # type: ignore[misc]
-        pass
-
-    class FakeRedis(FakeAsyncRedisMixin, Redis):  # type: ignore[misc]
-        pass
-
-    server: Any = FakeServer()
-    return FakeArqRedis(server=server), FakeRedis(server=server)
+    server = FakeServer()
+    return FakeAsyncRedis(server=server), FakeAsyncRedis(server=server)
 
 
 async def redis_answers(url: str, timeout_s: float = 0.5) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
@@ -73,6 +74,12 @@ def success(model: str, *, before: tuple[str, ...] = ()) -> Attempt:
     )
 
 
+async def check(health: ModelHealth, models: list[str] | tuple[str, ...]) -> dict[str, str | None]:
+    """Per model: None if it may be called (possibly as the half-open probe), else why not."""
+    _, circuits = await health.gate(models, account=False)
+    return {m: c.reason for m, c in circuits.items()}
+
+
 async def fail_n(health: ModelHealth, n: int, *models: str, **kw: Any) -> None:
     for _ in range(n):
         await health.record(failure(*models, **kw))
@@ -84,9 +91,9 @@ async def fail_n(health: ModelHealth, n: int, *models: str, **kw: Any) -> None:
 async def test_opens_after_threshold_consecutive_failures_and_says_why(workers: Workers) -> None:
     w = workers()
     await fail_n(w, 4, A)
-    assert await w.check([A, B]) == {A: None, B: None}
+    assert await check(w, [A, B]) == {A: None, B: None}
     await w.record(failure(A))
-    reasons = await w.check([A, B])
+    reasons = await check(w, [A, B])
     assert reasons[B] is None
     assert reasons[A] == "circuit open (5 consecutive failures, last: server_error; retry in 30s)"
 
@@ -96,24 +103,25 @@ async def test_a_success_resets_the_consecutive_count(workers: Workers) -> None:
     await fail_n(w, 4, A)
     await w.record(success(A))
     await fail_n(w, 4, A)
-    assert (await w.check([A]))[A] is None
+    assert (await check(w, [A]))[A] is None
     await w.record(failure(A))
-    assert (await w.check([A]))[A] is not None
+    assert (await check(w, [A]))[A] is not None
 
 
 async def test_two_workers_add_up_to_one_count(workers: Workers) -> None:
     w1, w2 = workers(), workers()
     await fail_n(w1, 3, A)
     await fail_n(w2, 2, A)
-    assert (await w1.check([A]))[A] is not None
-    assert (await w2.check([A]))[A] is not None
+    assert (await check(w1, [A]))[A] is not None
+    assert (await check(w2, [A]))[A] is not None
 
 
 async def test_stays_open_for_the_cooldown(workers: Workers, clock: Clock) -> None:
     w = workers()
     await fail_n(w, 5, A)
     clock.t += 29.5
-    assert (await w.check([A]))[A] == "circuit open (5 consecutive failures, last: server_error; retry in 1s)"
+    why = "circuit open (5 consecutive failures, last: server_error; retry in 1s)"
+    assert (await check(w, [A]))[A] == why
 
 
 async def test_failures_landing_while_open_do_not_extend_it(workers: Workers, clock: Clock) -> None:
@@ -122,7 +130,7 @@ async def test_failures_landing_while_open_do_not_extend_it(workers: Workers, cl
     clock.t += 20
     await fail_n(w, 3, A)  # calls that started before the circuit opened
     clock.t += 10
-    assert (await w.check([A]))[A] is None  # half-open on time: this worker probes
+    assert (await check(w, [A]))[A] is None  # half-open on time: this worker probes
 
 
 async def test_a_long_retry_after_stretches_the_opening_up_to_the_cap(
@@ -132,10 +140,10 @@ async def test_a_long_retry_after_stretches_the_opening_up_to_the_cap(
     await fail_n(w, 5, A, status=429, error_type="rate_limited", retry_after_s=60)
     await fail_n(w, 5, B, status=429, error_type="rate_limited", retry_after_s=1000)
     clock.t += 59
-    reasons = await w.check([A, B])
+    reasons = await check(w, [A, B])
     assert "retry in 1s" in str(reasons[A])
     clock.t += 1
-    reasons = await w.check([A, B])
+    reasons = await check(w, [A, B])
     assert reasons[A] is None
     assert "retry in 40s" in str(reasons[B])  # capped at max_cooldown_s=100
 
@@ -147,10 +155,10 @@ async def test_after_the_cooldown_exactly_one_worker_probes(workers: Workers, cl
     w1, w2 = workers(), workers()
     await fail_n(w1, 5, A)
     clock.t += 30
-    assert (await w1.check([A]))[A] is None
-    reason = (await w2.check([A]))[A]
+    assert (await check(w1, [A]))[A] is None
+    reason = (await check(w2, [A]))[A]
     assert reason == "circuit half-open: another worker is probing it (next probe in 10s)"
-    assert (await w1.check([A]))[A] is not None  # the lease is per probe, not per worker
+    assert (await check(w1, [A]))[A] is not None  # the lease is per probe, not per worker
 
 
 async def test_only_one_of_many_concurrent_checks_gets_the_probe(
@@ -159,7 +167,7 @@ async def test_only_one_of_many_concurrent_checks_gets_the_probe(
     fleet = [workers() for _ in range(20)]
     await fail_n(fleet[0], 5, A)
     clock.t += 31
-    results = await asyncio.gather(*(w.check([B, A, C]) for w in fleet for _ in range(5)))
+    results = await asyncio.gather(*(check(w, [B, A, C]) for w in fleet for _ in range(5)))
     assert sum(r[A] is None for r in results) == 1
     assert all(r[B] is None and r[C] is None for r in results)
 
@@ -170,12 +178,12 @@ async def test_a_successful_probe_closes_the_circuit_for_everyone(
     w1, w2 = workers(), workers()
     await fail_n(w1, 5, A)
     clock.t += 30
-    assert (await w1.check([A]))[A] is None
+    assert (await check(w1, [A]))[A] is None
     await w1.record(success(A))
-    assert await w2.check([A]) == {A: None}
+    assert await check(w2, [A]) == {A: None}
     assert await w2.status() == []  # a closed, healthy circuit leaves no key behind
     await fail_n(w2, 4, A)
-    assert (await w1.check([A]))[A] is None  # the count started again from zero
+    assert (await check(w1, [A]))[A] is None  # the count started again from zero
 
 
 async def test_a_failed_probe_reopens_with_a_doubled_cooldown_up_to_the_cap(
@@ -186,14 +194,14 @@ async def test_a_failed_probe_reopens_with_a_doubled_cooldown_up_to_the_cap(
     waits = []
     for _ in range(4):
         clock.t += 1000
-        assert (await w.check([A]))[A] is None  # this worker is the probe
+        assert (await check(w, [A]))[A] is None  # this worker is the probe
         await w.record(failure(A))
         (st,) = await w.status()
         assert st.state == "open"
         waits.append(st.cooldown_s)
     assert waits == [60.0, 100.0, 100.0, 100.0]
     clock.t += 99
-    assert (await w.check([A]))[A] is not None
+    assert (await check(w, [A]))[A] is not None
 
 
 async def test_a_lapsed_probe_lease_lets_another_worker_probe(
@@ -202,11 +210,11 @@ async def test_a_lapsed_probe_lease_lets_another_worker_probe(
     w1, w2 = workers(), workers()
     await fail_n(w1, 5, A)
     clock.t += 30
-    assert (await w1.check([A]))[A] is None  # w1 claims the probe, then never reports (crashed)
+    assert (await check(w1, [A]))[A] is None  # w1 claims the probe, then never reports (crashed)
     clock.t += 9.9
-    assert (await w2.check([A]))[A] is not None
+    assert (await check(w2, [A]))[A] is not None
     clock.t += 0.1
-    assert (await w2.check([A]))[A] is None
+    assert (await check(w2, [A]))[A] is None
 
 
 # --- attribution through the real client ------------------------------------------------------
@@ -236,10 +244,10 @@ async def test_native_fallback_blames_only_the_models_openrouter_abandoned(
     async with OpenRouterClient(settings, transport=httpx.MockTransport(handler), sleep=no_sleep) as client:
         request = ChatRequest(messages=[{"role": "user", "content": "x"}], chain=(A, B, C), max_tokens=8)
         for _ in range(5):
-            blocked = {m for m, why in (await health.check(request.chain)).items() if why}
-            done = await client.complete(request, skip=blocked.__contains__, on_attempt=health.record)
+            usable = tuple(m for m, why in (await check(health, request.chain)).items() if not why)
+            done = await client.complete(replace(request, chain=usable), on_attempt=health.record)
             assert done.model_served == B
-    reasons = await health.check([A, B, C])
+    reasons = await check(health, [A, B, C])
     assert reasons[A] is not None and reasons[B] is None and reasons[C] is None
     (st,) = await health.status()
     assert (st.model, st.state, st.last_error) == (A, "open", "fallback")
@@ -293,7 +301,7 @@ async def test_401_and_402_block_every_worker_for_their_cooldown(
     assert block is not None
     assert block.error_type == error_type and block.until == clock.t + cooldown
     assert f"HTTP {status}" in block.message and "upstream broke" in block.message
-    assert await w2.check([A, B]) == {A: None, B: None}  # the models themselves are not blamed
+    assert await check(w2, [A, B]) == {A: None, B: None}  # the models themselves are not blamed
     assert await w2.status() == []
     clock.t += cooldown - 0.01
     assert await w2.account_block() is not None
@@ -304,7 +312,7 @@ async def test_401_and_402_block_every_worker_for_their_cooldown(
 async def test_the_account_block_key_expires_in_redis_too(workers: Workers) -> None:
     w = workers()
     await w.record(failure(A, status=402, error_type="insufficient_credits"))
-    pttl = await w._redis.pttl(w.account_key)
+    pttl = await w.redis.pttl(w.account_key)
     assert 59_000 < pttl <= 60_000
 
 
@@ -320,7 +328,7 @@ async def test_status_reports_each_circuit_and_skips_the_account_key(
     await fail_n(w, 5, C)
     await w.record(failure(C, status=401, error_type="auth"))
     clock.t += 30
-    await w.check([C])  # claims C's probe
+    await check(w, [C])  # claims C's probe
     got = {st.model: st for st in await w.status()}
     assert set(got) == {A, B, C}
     assert (got[A].state, got[A].consecutive_failures) == ("half_open", 5)
@@ -335,7 +343,7 @@ async def test_an_unreachable_redis_makes_every_model_usable_and_drops_outcomes(
     dead = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
     health = ModelHealth(dead)
     try:
-        assert await health.check([A, B]) == {A: None, B: None}
+        assert await check(health, [A, B]) == {A: None, B: None}
         await health.record(failure(A))
         await health.record(failure(A, status=402, error_type="insufficient_credits"))
         assert await health.account_block() is None
@@ -345,7 +353,7 @@ async def test_an_unreachable_redis_makes_every_model_usable_and_drops_outcomes(
 
 async def test_a_malformed_account_key_is_ignored(workers: Workers) -> None:
     w = workers()
-    await w._redis.set(w.account_key, orjson.dumps({"oops": 1}))
+    await w.redis.set(w.account_key, orjson.dumps({"oops": 1}))
     assert await w.account_block() is None
 
 
@@ -363,19 +371,19 @@ async def real(redis_server: RedisServer) -> AsyncIterator[Redis]:
 async def test_on_a_real_server_each_operation_is_one_call_or_none(real: Redis, clock: Clock) -> None:
     fleet = [ModelHealth(real, settings=SETTINGS, clock=clock) for _ in range(10)]
     w = fleet[0]
-    assert (await w.check([A, B]))[A] is None
+    assert (await check(w, [A, B]))[A] is None
     await real.config_resetstat()
     await w.record(success(A))  # a success on a model seen clean costs no round trip
     assert await _calls(real) == {}
-    await w.check([A, B])
+    await check(w, [A, B])
     assert await _calls(real) == {"evalsha": 1}
     await fail_n(w, 5, A)
-    assert (await fleet[1].check([A]))[A] is not None
+    assert (await check(fleet[1], [A]))[A] is not None
     clock.t += 30
-    results = await asyncio.gather(*(h.check([A, B]) for h in fleet for _ in range(10)))
+    results = await asyncio.gather(*(check(h, [A, B]) for h in fleet for _ in range(10)))
     assert sum(r[A] is None for r in results) == 1
     await w.record(success(A))
-    assert await fleet[5].check([A, B]) == {A: None, B: None}
+    assert await check(fleet[5], [A, B]) == {A: None, B: None}
     assert await real.exists(w.key(A)) == 0
 
 

@@ -254,16 +254,34 @@ async def test_late_overrun_after_reclaim_adds_only_the_excess_once(redis: Redis
     assert await counters(redis, lines) == [(420, 0)]
 
 
-async def test_extend_moves_the_deadline_of_open_reservations_only(redis: Redis) -> None:
+async def test_replace_gives_back_the_open_reservation_and_holds_the_new_amount(redis: Redis) -> None:
     ledger = BudgetLedger(redis)
-    lines = lines_for(1000)
-    await ledger.reserve("j1", lines, 300, lease_s=0.2)
-    assert await ledger.extend("j1", 60)
-    await asyncio.sleep(0.3)
-    assert await ledger.reclaim_expired() == []
-    await ledger.settle("j1", 10)
-    assert not await ledger.extend("j1", 60)
-    assert not await ledger.extend("never", 60)
+    lines = lines_for(1000, 500)
+    await ledger.reserve("j1", lines, 400)
+    assert (await ledger.reserve("j1", lines, 100)).replayed  # plain reserve never holds twice
+    swapped = await ledger.reserve("j1", lines[:1], 250, replace=True)
+    assert swapped.ok and not swapped.replayed and swapped.amount_nano == 250
+    assert await counters(redis, lines) == [(0, 250), (0, 0)]
+    denied = await ledger.reserve("j1", lines[:1], 2000, replace=True)
+    assert not denied.ok and denied.denied is not None  # too big: nothing is held any more
+    assert await counters(redis, lines) == [(0, 0), (0, 0)]
+    assert await redis.zcard(ledger.leases_key) == 0
+
+
+async def test_add_grows_an_open_reservation_only_while_every_counter_has_room(redis: Redis) -> None:
+    ledger = BudgetLedger(redis)
+    lines = lines_for(1000, 500)
+    await ledger.reserve("j1", lines, 200)
+    grown = await ledger.add("j1", lines, 200)
+    assert grown.ok and grown.added and grown.amount_nano == 400
+    assert await counters(redis, lines) == [(0, 400), (0, 400)]
+    short = await ledger.add("j1", lines, 200)  # the 500 line cannot take 600
+    assert not short.ok and short.denied is not None and short.denied.name == lines[1].name
+    assert await counters(redis, lines) == [(0, 400), (0, 400)]
+    settled = await ledger.settle("j1", 350)
+    assert settled.reserved_nano == 400 and await counters(redis, lines) == [(350, 0), (350, 0)]
+    assert (await ledger.add("j1", lines, 10)).state == "none"  # closed: nothing to grow
+    assert (await ledger.add("never", lines, 10)).state == "none"
 
 
 async def test_reclaim_respects_its_batch_limit(redis: Redis) -> None:

@@ -21,7 +21,7 @@ from producer_client import client as client_mod
 from producer_client.contract import Routing, Usage
 from producer_client.keys import Keys
 from worker.outcome import JobClock, Outcome
-from worker.results import ResultStore
+from worker.results import Finish, ResultStore
 
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
@@ -41,7 +41,7 @@ class FakeWorker:
         self.order: list[str] = []
 
     async def finish(self, job_id: str) -> None:
-        raw = await self.redis.get(Keys.arq_job(job_id))
+        raw = await self.redis.get(KEYS.job(job_id))
         env = orjson.loads(raw) if raw is not None else {"k": {}, "et": None}
         model = "openai/gpt-4o-mini"
         result = Outcome(job_id, 1).succeeded(
@@ -51,7 +51,7 @@ class FakeWorker:
             routing=Routing(rule="default", rules_version="t", model=model, chain=[model], max_tokens=8),
             usage=Usage(cost_usd="0.000001000"),
         )
-        if await self.store.write(result, batch_id=env["k"].get("batch_id")):
+        if (await self.store.finish(Finish(result, KEYS.queue("batch"), env["k"].get("batch_id")))).written:
             self.order.append(job_id)
 
     async def finish_all(self, job_ids: Sequence[str], *, gap_s: float = 0.0) -> None:

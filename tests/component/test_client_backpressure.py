@@ -32,7 +32,7 @@ async def drain(redis: Redis, *, every_s: float, seen: list[int], stop: asyncio.
         oldest = await redis.zrange(QUEUE, 0, 0)
         if oldest:
             await redis.zrem(QUEUE, oldest[0])
-            await redis.delete(Keys.arq_job(oldest[0].decode()))
+            await redis.delete(KEYS.job(oldest[0].decode()))
             await redis.set(KEYS.result(oldest[0].decode()), b"{}")
         await asyncio.sleep(every_s)
 
@@ -44,7 +44,7 @@ async def test_submit_raises_when_the_queue_is_full(redis: Redis) -> None:
     with pytest.raises(QueueFull, match=r"maximum depth 5.*first: j5"):
         await client.submit(prompt="x", job_id="j5")
     assert await redis.zcard(QUEUE) == 5
-    assert not await redis.exists(Keys.arq_job("j5"))
+    assert not await redis.exists(KEYS.job("j5"))
     # A duplicate of a queued job is no new work: accepted even when full.
     assert await client.submit(prompt="x", job_id="j0") == "j0"
 

@@ -20,7 +20,7 @@ from producer_client.keys import Keys
 from worker.cli import batch_cmd
 from worker.cli.main import main
 from worker.outcome import JobClock, Outcome
-from worker.results import ResultStore
+from worker.results import Finish, ResultStore
 
 KEYS = Keys()
 Capture = pytest.CaptureFixture[str]
@@ -44,7 +44,7 @@ class WorkerThread(threading.Thread):
         while not self.halt.is_set():
             for raw_id in await redis.zrange(KEYS.queue("batch"), 0, 49):
                 job_id = raw_id.decode()
-                env = orjson.loads(await redis.get(Keys.arq_job(job_id)))
+                env = orjson.loads(await redis.get(KEYS.job(job_id)))
                 job = env["a"][0]
                 self.ran[job_id] += 1
                 clock = JobClock(enqueued_at=env["et"] / 1000)
@@ -58,9 +58,9 @@ class WorkerThread(threading.Thread):
                         clock, content="ok", message={"role": "assistant", "content": "ok"},
                         routing=routing, usage=Usage(cost_usd="0.000000013"),
                     )
-                await store.write(result, batch_id=env["k"].get("batch_id"))
+                await store.finish(Finish(result, KEYS.queue("batch"), env["k"].get("batch_id")))
                 await redis.zrem(KEYS.queue("batch"), job_id)
-                await redis.delete(Keys.arq_job(job_id))
+                await redis.delete(KEYS.job(job_id))
             await asyncio.sleep(0.002)
         await redis.aclose()
 

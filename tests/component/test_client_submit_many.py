@@ -33,7 +33,7 @@ def specs(n: int, *, start: int = 0, ids: bool = True) -> list[dict[str, Any]]:
 
 
 async def envelope_of(redis: Redis, job_id: str) -> dict[str, Any]:
-    raw = await redis.get(Keys.arq_job(job_id))
+    raw = await redis.get(KEYS.job(job_id))
     assert raw is not None, f"no payload for {job_id}"
     doc: dict[str, Any] = orjson.loads(raw)
     return doc
@@ -62,7 +62,7 @@ async def test_an_id_with_a_result_is_not_enqueued_again(client: Client, redis: 
     await redis.set(KEYS.result("job-3"), b"{}")  # finished earlier; arq's payload is gone
     handles = await client.submit_many(specs(5))
     assert [h.added for h in handles] == [True, True, True, False, True]
-    assert not await redis.exists(Keys.arq_job("job-3"))
+    assert not await redis.exists(KEYS.job("job-3"))
 
 
 async def test_generates_ids_and_a_batch_id_when_missing(client: Client, redis: Redis) -> None:
@@ -98,7 +98,7 @@ async def test_one_invalid_job_enqueues_nothing(client: Client, redis: Redis, ba
         await client.submit_many(jobs)
     assert needle in str(err.value)
     assert await redis.zcard(KEYS.queue("batch")) == 0
-    assert await redis.keys("arq:job:*") == []
+    assert await redis.keys("t:job:*") == []
 
 
 async def test_an_invalid_batch_id_is_refused(client: Client) -> None:

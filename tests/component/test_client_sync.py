@@ -15,7 +15,7 @@ from producer_client import Client, QueueFull, ResultTimeout, SyncClient
 from producer_client.contract import Routing, Usage
 from producer_client.keys import Keys
 from worker.outcome import JobClock, Outcome
-from worker.results import ResultStore
+from worker.results import Finish, ResultStore
 
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
@@ -41,14 +41,14 @@ def finish(server: fakeredis.FakeServer, job_ids: list[str]) -> None:
         store = ResultStore(redis, KEYS, ttl_s=600)
         model = "openai/gpt-4o-mini"
         for job_id in job_ids:
-            env = orjson.loads(await redis.get(Keys.arq_job(job_id)))
+            env = orjson.loads(await redis.get(KEYS.job(job_id)))
             result = Outcome(job_id, 1).succeeded(
                 JobClock(enqueued_at=env["et"] / 1000), content=f"answer {job_id}",
                 message={"role": "assistant", "content": "a"},
                 routing=Routing(rule="default", rules_version="t", model=model, chain=[model], max_tokens=8),
                 usage=Usage(cost_usd="0.000000100"),
             )
-            await store.write(result, batch_id=env["k"].get("batch_id"))
+            await store.finish(Finish(result, KEYS.queue("batch"), env["k"].get("batch_id")))
         await redis.aclose()
 
     asyncio.run(go())

@@ -22,15 +22,9 @@ from producer_client.jobs import build_job
 from producer_client.keys import Keys
 from worker.cli import deadletter_cmd
 from worker.cli.main import main
-from worker.deadletters import (
-    RetryRefused,
-    failed_job_key,
-    keep_failed_job,
-    list_failed,
-    requeue,
-)
+from worker.deadletters import RetryRefused, list_failed, requeue
 from worker.outcome import JobClock, Outcome
-from worker.results import ResultStore
+from worker.results import Finish, ResultStore
 
 PREFIX = "t:"
 KEYS = Keys(PREFIX)
@@ -70,9 +64,8 @@ async def fail_job(
         max_tokens=64, attempts=[AttemptInfo(model=MODEL, status=502), AttemptInfo(model=MODEL, status=503)],
     )
     result = Outcome(job_id, 1).failed(JobClock(enqueued_at=None), error_type, message, routing=routing)
-    assert await ResultStore(redis, KEYS, ttl_s=TTL_S).write(result)
-    if keep:
-        await keep_failed_job(redis, KEYS, job_id, job_for(job_id).model_dump_json().encode(), TTL_S)
+    finish = Finish(result, KEYS.queue("batch"), job=job_for(job_id) if keep else None)
+    assert (await ResultStore(redis, KEYS, ttl_s=TTL_S).finish(finish)).written
     if age_s:
         await redis.zadd(KEYS.failed, {job_id: int((time.time() - age_s) * 1000)})
 
@@ -83,12 +76,12 @@ async def succeed_job(redis: Redis, job_id: str) -> None:
         routing=Routing(rule="r", rules_version="v1", model=MODEL, chain=[MODEL], max_tokens=8),
         usage={"prompt_tokens": 1, "completion_tokens": 1},  # type: ignore[arg-type]
     )
-    assert await ResultStore(redis, KEYS, ttl_s=TTL_S).write(result)
+    assert (await ResultStore(redis, KEYS, ttl_s=TTL_S).finish(Finish(result, KEYS.queue("batch")))).written
 
 
 async def queued_job(redis: Redis, job_id: str) -> Job:
-    """The Job inside arq's envelope, as a worker would decode it."""
-    raw = await redis.get(Keys.arq_job(job_id))
+    """The Job inside its envelope, as a worker would decode it."""
+    raw = await redis.get(KEYS.job(job_id))
     assert raw is not None
     return Job.model_validate(orjson.loads(raw)["a"][0])
 
@@ -98,10 +91,10 @@ async def queued_job(redis: Redis, job_id: str) -> Job:
 
 async def test_the_kept_job_lives_exactly_as_long_as_its_result(redis: Redis) -> None:
     await fail_job(redis, "j1")
-    doc = await redis.get(failed_job_key(KEYS, "j1"))
+    doc = await redis.get(KEYS.failed_job("j1"))
     assert doc is not None and Job.model_validate_json(doc) == job_for("j1")
-    assert failed_job_key(KEYS, "j1") == "t:failedjob:j1"
-    assert abs(await redis.pttl(failed_job_key(KEYS, "j1")) - await redis.pttl(KEYS.result("j1"))) < 1000
+    assert KEYS.failed_job("j1") == "t:failedjob:j1"
+    assert abs(await redis.pttl(KEYS.failed_job("j1")) - await redis.pttl(KEYS.result("j1"))) < 1000
 
 
 async def test_listing_is_newest_first_with_what_an_operator_needs(redis: Redis) -> None:
@@ -141,14 +134,14 @@ async def test_retry_requeues_under_the_same_id_and_waiters_get_the_new_result(
     await requeue(client, "j1")
     assert await queued_job(redis, "j1") == job_for("j1")
     assert await redis.zscore(KEYS.queue("batch"), "j1") is not None
-    for key in (KEYS.result("j1"), KEYS.done("j1"), failed_job_key(KEYS, "j1")):
+    for key in (KEYS.result("j1"), KEYS.done("j1"), KEYS.failed_job("j1")):
         assert await redis.exists(key) == 0
     assert await redis.zscore(KEYS.failed, "j1") is None
 
     waiter = asyncio.create_task(client.result("j1", timeout=5))
     await asyncio.sleep(0.05)
     assert not waiter.done()  # the old failed result no longer answers
-    await redis.delete(Keys.arq_job("j1"))  # a worker took the job ...
+    await redis.delete(KEYS.job("j1"))  # a worker took the job ...
     await redis.zrem(KEYS.queue("batch"), "j1")
     await succeed_job(redis, "j1")  # ... and this time it worked
     assert (await waiter).status == "succeeded"
@@ -158,7 +151,7 @@ async def test_a_job_that_fails_again_can_be_retried_again(redis: Redis, client:
     await fail_job(redis, "j1")
     await requeue(client, "j1", queue="interactive")
     assert await redis.zscore(KEYS.queue("interactive"), "j1") is not None
-    await redis.delete(Keys.arq_job("j1"))
+    await redis.delete(KEYS.job("j1"))
     await fail_job(redis, "j1", error_type="timeout")
     assert [d.error_type for d in await list_failed(redis, KEYS)] == ["timeout"]
     await requeue(client, "j1")
@@ -174,15 +167,15 @@ async def test_retry_refuses_unknown_jobs_and_lost_documents(redis: Redis, clien
         await requeue(client, "lost")
     assert await redis.zscore(KEYS.failed, "lost") is not None  # nothing was touched
     assert await redis.exists(KEYS.result("lost"), KEYS.done("lost")) == 2
-    assert await redis.exists(Keys.arq_job("ok"), Keys.arq_job("lost")) == 0
+    assert await redis.exists(KEYS.job("ok"), KEYS.job("lost")) == 0
 
 
 async def test_retry_refuses_a_job_that_is_already_queued(redis: Redis, client: Client) -> None:
     await fail_job(redis, "j1")
-    await redis.set(Keys.arq_job("j1"), b"{}")
+    await redis.set(KEYS.job("j1"), b"{}")
     with pytest.raises(RetryRefused, match="already queued or running"):
         await requeue(client, "j1")
-    assert await redis.exists(KEYS.result("j1"), failed_job_key(KEYS, "j1")) == 2
+    assert await redis.exists(KEYS.result("j1"), KEYS.failed_job("j1")) == 2
 
 
 async def test_a_full_queue_undoes_the_claim(redis: Redis) -> None:
@@ -197,8 +190,8 @@ async def test_a_full_queue_undoes_the_claim(redis: Redis) -> None:
     assert await redis.get(KEYS.result("j1")) == result
     assert await redis.lrange(KEYS.done("j1"), 0, -1) == [b"1"]  # type: ignore[misc]
     assert 0 < await redis.pttl(KEYS.result("j1")) <= TTL_S * 1000
-    assert 0 < await redis.pttl(failed_job_key(KEYS, "j1")) <= TTL_S * 1000
-    assert await redis.exists(Keys.arq_job("j1")) == 0
+    assert 0 < await redis.pttl(KEYS.failed_job("j1")) <= TTL_S * 1000
+    assert await redis.exists(KEYS.job("j1")) == 0
     await redis.zrem(KEYS.queue("batch"), "other")
     await requeue(full, "j1")  # and it can be retried once there is room
     assert await queued_job(redis, "j1") == job_for("j1")
@@ -304,6 +297,6 @@ def test_cli_reports_an_unreachable_redis(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setattr(
         deadletter_cmd, "connect_redis", lambda u: Redis.from_url(u, socket_connect_timeout=0.2)
     )
-    assert main(["failed", "--redis", url]) == 1
+    assert main(["failed", "--redis", url]) == 4  # exit code 4: Redis trouble
     err = capsys.readouterr().err
     assert "127.0.0.1" in err and "secret" not in err

@@ -8,11 +8,14 @@ two survivors without budgets, then graceful shutdown with short and with long c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,15 +25,18 @@ from producer_client.jobs import build_job
 from producer_client.keys import Keys
 from producer_client.money import usd_to_nano
 from tests.support import emu
-from tests.support.faults import decisions_by_job, hash_ints, in_progress, start_workers, wait_until
+from tests.support.faults import decisions_by_job, hash_ints, in_progress, start_workers
 from tests.support.procs import Emulator, WorkerProcess
 from tests.support.rules import rules_with_budgets
+from tests.support.waiting import eventually, nothing_pending
 
 pytestmark = pytest.mark.integration
 
 CTX = {"user_tier": "pro", "task_type": "chat", "budget_remaining": 50.0, "max_latency_ms": 30000}
 KEYS = Keys()
 JOB_TIMEOUT_S = 8  # the job's upstream deadline is 5 s less: room for the 2 s calls
+# Only bounds a broken run: polls return as soon as what they wait for is there.
+SETTLE_S = 30
 
 
 def jobs(prefix: str, n: int) -> list[tuple[str, Job]]:
@@ -38,7 +44,7 @@ def jobs(prefix: str, n: int) -> list[tuple[str, Job]]:
 
 
 def started_here(worker: WorkerProcess, job_id: str) -> bool:
-    """arq logs ``→ {id}:complete(...)`` when a worker starts a job (at ROUTEQ_LOG_LEVEL=DEBUG)."""
+    """The worker logs ``→ {id}:complete try=N`` when it starts a job (at ROUTEQ_LOG_LEVEL=DEBUG)."""
     return any(re.search(rf"→ {re.escape(job_id)}:complete", line) for line in worker.output.splitlines())
 
 
@@ -54,42 +60,55 @@ async def test_sigkill_with_50_in_flight_two_survivors_finish_each_job_once(
     survivors: list[WorkerProcess] = []
     try:
         await client.submit_jobs(batch)
-        await wait_until(lambda: _eq(in_progress(client.redis), 50), 10, "50 jobs claimed")
-        await asyncio.sleep(0.7)  # claimed → HTTP request sent
+        await eventually(lambda: _eq(in_progress(client.redis), 50), timeout=SETTLE_S, what="50 jobs claimed")
+        claimed_at = time.monotonic()
+        # Claimed is not yet called: kill only once every claimed job has its upstream request on
+        # the wire, so the dead tries' calls reach the emulator (counted below).
+        port = urlsplit(clean_emulator.base_url).port or 80
+        await eventually(lambda: _connections(doomed.proc.pid, port) >= 50, timeout=SETTLE_S,
+                         interval=0.005, what="50 upstream calls in flight")
         doomed.kill()  # SIGKILL with 50 upstream calls in flight
-        killed_at = time.monotonic()
         assert await client.get_many(ids) == [None] * 50
         # Each survivor may hold at most 30, so both must take part in the recovery.
         survivors = start_workers(2, redis_url, clean_emulator.base_url, ROUTEQ_MAX_JOBS="30",
                                   ROUTEQ_LOG_LEVEL="DEBUG", **settings)
-        results = await client.wait_all(ids, timeout=JOB_TIMEOUT_S + 10 + 20)
-        recovery_s = time.monotonic() - killed_at
-        await asyncio.sleep(2.5)  # let the dead tries' calls end at the emulator
+        results = await client.wait_all(ids, timeout=JOB_TIMEOUT_S + 10 + 2 + SETTLE_S)
+        recovery_s = time.monotonic() - claimed_at
+        # Every try is over (a duplicate run would keep its job claimed until its call ended) and
+        # the dead tries' calls, cut by the kill, have ended at the emulator.
+        calls = await eventually(lambda: _calls_once_idle(client, clean_emulator, 100), timeout=SETTLE_S,
+                                 what="all tries over and 100 calls ended upstream")
         decisions = await decisions_by_job(client.redis)
-        leftovers = await client.queue_depth() + await in_progress(client.redis)
-        calls = emu.stats(clean_emulator.base_url)["requests_total"]
+        # arq logs the start line before the job runs, but this process reads worker output on a
+        # thread that may lag behind the results on a busy machine.
+        await eventually(lambda: all(any(started_here(w, j) for w in survivors) for j in ids),
+                         timeout=SETTLE_S, what="a survivor's start line for every job")
     finally:
         await client.close()
         doomed.kill()
         for w in survivors:
             w.kill()
 
-    print(f"\nSIGKILL, 50 in flight: all results {recovery_s:.1f}s after the kill "
-          f"(bound: job_timeout {JOB_TIMEOUT_S}s + 10s + call)")
+    print(f"\nSIGKILL, 50 in flight: all results {recovery_s:.1f}s after the claim "
+          f"(bound: job_timeout {JOB_TIMEOUT_S}s + 10s + the 2s call, plus slack)")
     assert [r.status for r in results] == ["succeeded"] * 50
     assert {r.job_try for r in results} == {2}
     assert sorted(decisions) == sorted(ids) and all(len(d) == 1 for d in decisions.values())
-    assert leftovers == 0
     assert calls == 100  # one upstream call per try: the dead one and the rescue, never more
-    assert all(any(started_here(w, j) for w in survivors) for j in ids)
     assert all(any(started_here(w, j) for j in ids) for w in survivors)
-    assert recovery_s < JOB_TIMEOUT_S + 10 + 5
+    # The product's bound: a dead worker's job is ready again job_timeout + 10 s after its claim,
+    # then the rescue makes its 2 s call. Measured from the claim (the clock the bound runs on),
+    # with 8 s for two survivors starting and scheduling on a loaded machine; a job stuck until
+    # some later expiry (arq's default, a lease) would take far longer.
+    assert recovery_s < JOB_TIMEOUT_S + 10 + 2 + 8
 
 
 async def test_sigterm_lets_short_calls_finish_and_takes_no_new_jobs(
     redis_url: str, clean_emulator: Emulator
 ) -> None:
-    grace = 6
+    # The grace is far longer than the 1.5 s calls, so a worker that sits out the grace instead of
+    # exiting when its calls are done fails the drain bound below even on a slow machine.
+    grace = 12
     emu.set_faults(clean_emulator.base_url, {"models": {"*": {"latency_ms": 1500}}})
     worker = WorkerProcess(redis_url, clean_emulator.base_url, ROUTEQ_SHUTDOWN_GRACE_S=str(grace),
                            ROUTEQ_POLL_DELAY_S="0.05", ROUTEQ_LOG_LEVEL="DEBUG")
@@ -98,20 +117,24 @@ async def test_sigterm_lets_short_calls_finish_and_takes_no_new_jobs(
     rescuer: WorkerProcess | None = None
     try:
         await client.submit_jobs(early)
-        await wait_until(lambda: _eq(in_progress(client.redis), 10), 10, "10 jobs in flight")
+        await eventually(lambda: _eq(in_progress(client.redis), 10), timeout=SETTLE_S,
+                         what="10 jobs in flight")
         worker.signal(15)
         signalled = time.monotonic()
-        worker.wait_for_line("allow_pick_jobs", timeout=5)
+        worker.wait_for_line("allow_pick_jobs", timeout=SETTLE_S)
         await client.submit_jobs(late)
-        exit_code = await asyncio.to_thread(worker.proc.wait, grace + 10)
+        exit_code = await asyncio.to_thread(worker.proc.wait, grace + SETTLE_S)
         drain_s = time.monotonic() - signalled
+        # arq's last shutdown line: the output read so far covers everything the worker did.
+        await eventually(lambda: "wait complete" in worker.output, timeout=SETTLE_S,
+                         what="the worker's final shutdown line")
         early_results = await client.get_many([j for j, _ in early])
         late_waiting = [await client.redis.zscore(KEYS.queue(), j) for j, _ in late]
         late_results = await client.get_many([j for j, _ in late])
         late_in_flight = await in_progress(client.redis)
         emu.set_faults(clean_emulator.base_url, {})
         rescuer = WorkerProcess(redis_url, clean_emulator.base_url)
-        rescued = await client.wait_all([j for j, _ in late], timeout=20)
+        rescued = await client.wait_all([j for j, _ in late], timeout=SETTLE_S)
         decisions = await decisions_by_job(client.redis)
     finally:
         await client.close()
@@ -152,19 +175,20 @@ async def test_sigterm_requeues_calls_longer_than_the_grace_and_charges_the_cut_
     rescuer: WorkerProcess | None = None
     try:
         await client.submit_jobs(batch)
-        await wait_until(lambda: _eq(client.redis.zcard("routeq:resv-leases"), 5), 10, "5 reservations")
+        await eventually(lambda: _eq(client.redis.zcard("routeq:resv-leases"), 5), timeout=SETTLE_S,
+                         what="5 reservations")
         (held,) = await hash_ints(client.redis, counter, "reserved")
         worker.signal(15)
         signalled = time.monotonic()
-        exit_code = await asyncio.to_thread(worker.proc.wait, grace + 10)
+        exit_code = await asyncio.to_thread(worker.proc.wait, grace + SETTLE_S)
         exit_s = time.monotonic() - signalled
         assert await client.get_many(ids) == [None] * 5
         emu.set_faults(clean_emulator.base_url, {})
         rescuer = WorkerProcess(redis_url, clean_emulator.base_url, **settings)
-        results = await client.wait_all(ids, timeout=job_timeout + 10 + 15)
+        results = await client.wait_all(ids, timeout=job_timeout + 10 + SETTLE_S)
         done_s = time.monotonic() - signalled
-        await wait_until(lambda: _eq(client.redis.zcard("routeq:resv-leases"), 0), job_timeout + 5,
-                         "cut tries' leases reclaimed")
+        await eventually(lambda: _eq(client.redis.zcard("routeq:resv-leases"), 0),
+                         timeout=job_timeout + SETTLE_S, what="cut tries' leases reclaimed")
         spent, reserved = await hash_ints(client.redis, counter, "spent", "reserved")
         decisions = await decisions_by_job(client.redis)
     finally:
@@ -176,7 +200,10 @@ async def test_sigterm_requeues_calls_longer_than_the_grace_and_charges_the_cut_
     print(f"\nSIGTERM with calls longer than the grace ({grace}s): exited after {exit_s:.2f}s; "
           f"cut jobs completed by another worker {done_s:.1f}s after the signal")
     assert exit_code == 0
-    assert exit_s < grace + 3
+    # Shutdown is bounded by the grace, not by the calls: 5 s of slack for cancelling, requeueing
+    # and process exit on a loaded machine. That the 3.5 s calls were cut rather than awaited is
+    # shown by the second tries below.
+    assert exit_s < grace + 5
     assert [r.status for r in results] == ["succeeded"] * 5
     assert {r.job_try for r in results} == {2}
     assert all(len(decisions[j]) == 1 for j in ids)
@@ -195,13 +222,14 @@ async def test_sigterm_cut_jobs_are_ready_again_at_once(redis_url: str, clean_em
     batch = jobs("term-ready", 3)
     try:
         await client.submit_jobs(batch)
-        await wait_until(lambda: _eq(in_progress(client.redis), 3), 10, "3 jobs in flight")
+        await eventually(lambda: _eq(in_progress(client.redis), 3), timeout=SETTLE_S, what="3 jobs in flight")
         worker.signal(15)
-        await asyncio.to_thread(worker.proc.wait, 15)
+        await asyncio.to_thread(worker.proc.wait, SETTLE_S)
         now_ms = time.time() * 1000
         scores = [await client.redis.zscore(KEYS.queue(), j) for j, _ in batch]
         # The cut calls still end at the emulator; let them, so they do not count in a later test.
-        await wait_until(lambda: _calls_at_least(clean_emulator, 3), 10, "cut calls to end upstream")
+        await eventually(lambda: _calls_at_least(clean_emulator, 3), timeout=SETTLE_S,
+                         what="cut calls to end upstream")
     finally:
         await client.close()
         worker.kill()
@@ -210,8 +238,40 @@ async def test_sigterm_cut_jobs_are_ready_again_at_once(redis_url: str, clean_em
     assert not late, f"cut jobs not startable for another N seconds: {late}"
 
 
-async def _calls_at_least(emulator: Emulator, n: int) -> bool:
+def _calls_at_least(emulator: Emulator, n: int) -> bool:
     return bool(emu.stats(emulator.base_url)["requests_total"] >= n)
+
+
+async def _calls_once_idle(client: Client, emulator: Emulator, at_least: int) -> int | None:
+    """Calls ended at the emulator, once nothing is queued or in progress and at least
+    ``at_least`` have ended; None before that."""
+    if not await nothing_pending(client):
+        return None
+    calls: int = emu.stats(emulator.base_url)["requests_total"]
+    return calls if calls >= at_least else None
+
+
+def _connections(pid: int, port: int) -> int:
+    """Established TCP connections process ``pid`` holds to ``port`` on loopback (Linux /proc).
+
+    The worker's HTTP client opens one connection per concurrent request and writes the request
+    as soon as it connects, so this counts its upstream calls on the wire; the emulator itself
+    only reports a call once it has answered it.
+    """
+    inodes = set()
+    with contextlib.suppress(FileNotFoundError):
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd.path)
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:["):-1])
+    count = 0
+    for row in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        established = fields[3] == "01"
+        if established and int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+            count += 1
+    return count
 
 
 async def _eq(value: Awaitable[Any], expected: int) -> bool:

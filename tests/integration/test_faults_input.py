@@ -10,7 +10,7 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -25,8 +25,11 @@ from producer_client.contract import Job, Result
 from producer_client.errors import InvalidJob
 from producer_client.jobs import parse_job
 from producer_client.keys import Keys
+from tests.support import emu
 from tests.support.faults import enqueue_raw_sync
 from tests.support.procs import Emulator, RedisServer, WorkerProcess, base_env
+from worker.envelope import KEYS as ENVELOPE_KEYS
+from worker.envelope import MAX_EPOCH_MS, Envelope, open_envelope
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +52,7 @@ class Case:
 class FuzzStack:
     redis: redis.Redis
     worker: WorkerProcess
+    upstream: str  # the emulator's base URL
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ def fuzz_stack(redis_server: RedisServer, emulator: Emulator) -> Iterator[FuzzSt
     r = redis_server.client()
     r.flushall()
     worker = WorkerProcess(redis_server.url, emulator.base_url, ROUTEQ_POLL_DELAY_S="0.05")
-    yield FuzzStack(r, worker)
+    yield FuzzStack(r, worker, emulator.base_url)
     worker.kill()
 
 
@@ -151,16 +155,26 @@ def broken_envelopes(draw: st.DrawFn) -> Case:
     variants: list[tuple[Any, str]] = [
         (draw(st.one_of(st.lists(st.integers(), max_size=3), st.integers(), ODD_TEXT, st.none())),
          "job envelope must be a JSON object"),
-        ({k: v for k, v in _envelope(doc).items() if k != "f"}, "'f' (function name) missing"),
-        (_envelope(doc, f=draw(NOT_STR)), "'f' (function name) missing or not a string"),
-        (_envelope(doc, a=draw(NOT_ONE_ITEM_LIST | st.just([doc, doc]))), "'a' must be a list"),
+        ({k: v for k, v in _envelope(doc).items() if k != "f"}, "'f' must be 'complete'"),
+        (_envelope(doc, f=draw(NOT_STR)), "'f' must be 'complete'"),
+        (_envelope(doc, f=draw(ODD_TEXT.filter(lambda s: s != "complete"))), "'f' must be 'complete'"),
+        (_envelope(doc, a=draw(NOT_ONE_ITEM_LIST | st.just([doc, doc]) | st.just([1]))),
+         "'a' must be a list holding exactly one job document"),
         (_envelope(doc, k=draw(st.one_of(st.integers(), st.text(max_size=3),
                                          st.lists(st.integers(), max_size=2)))),
          "'k' must be an object"),
+        (_envelope(doc, k=draw(st.dictionaries(st.sampled_from(["payload", "ctx", "x", "batch"]),
+                                               st.integers(), min_size=1))),
+         "'k' may only hold batch_id"),
         (_envelope(doc, et=draw(st.one_of(st.text(max_size=5), st.booleans(), st.none(),
-                                          st.floats(0, 1e12)))),
-         "'et' (enqueue time, epoch ms)"),
-        (_envelope(doc, f=draw(ODD_TEXT.filter(lambda s: s != "complete"))), "only runs 'complete'"),
+                                          st.floats(0, 1e12), st.integers(max_value=-1),
+                                          st.integers(min_value=MAX_EPOCH_MS + 1)))),
+         "'et' must be the enqueue time"),
+        (_envelope(doc, t=draw(st.one_of(st.text(max_size=5), st.booleans(), st.floats(0.1, 1e6),
+                                         st.lists(st.integers(), max_size=2), st.integers(max_value=-1)))),
+         "'t' must be null or a try count"),
+        ({**_envelope(doc), draw(ODD_TEXT.filter(lambda s: s not in ENVELOPE_KEYS)): draw(st.integers())},
+         "unknown key"),
     ]
     env, needle = variants[draw(st.integers(0, len(variants) - 1))]
     return Case(_dumps(env), (needle,), "broken envelope")
@@ -210,7 +224,12 @@ CASES = st.one_of(broken_fields(), odd_fields(), broken_envelopes(), not_json())
 @example(case=_explicit("messages.0.role", "r" * 1_000_000))  # ~1 MB string
 @example(case=_explicit("messages.0.role", "us\u0000er"))  # a NUL
 @example(case=_explicit("v", "\u202e\U0010ffff" * 200_000))  # ~1.6 MB of odd Unicode
-@example(case=Case(b"", ("no job payload at arq:job:",), "empty bytes: arq treats them as no payload"))
+@example(case=Case(b"", ("not JSON",), "empty bytes"))
+@example(case=Case(_dumps(_envelope(_valid_doc(), t="x")), ("'t' must be",), "a text try count"))
+@example(case=Case(_dumps(_envelope(_valid_doc(), t=1.5)), ("'t' must be",), "a fractional try count"))
+@example(case=Case(_dumps(_envelope(_valid_doc(), et=10**17)), ("'et' must be",), "year out of range"))
+@example(case=Case(_dumps(_envelope(_valid_doc(), et=-(10**15))), ("'et' must be",), "before 1970"))
+@example(case=Case(_dumps(_envelope(_valid_doc(), k={"payload": 1})), ("'k' may only",), "kwarg clash"))
 @example(case=Case(pickle.dumps(_envelope(_valid_doc())), ("not JSON",), "a pickle"))
 @example(case=Case(orjson.dumps(_envelope(_valid_doc())).replace(b'"hello"', b'"\\ud800"'), ("not JSON",),
                    "a lone surrogate"))
@@ -219,6 +238,7 @@ def test_fuzzed_payloads_get_a_precise_rejection_and_the_worker_survives(
 ) -> None:
     job_id = f"fuzz-{next(_ids)}"
     _assert_invalid_locally(case)
+    calls_before = emu.stats(fuzz_stack.upstream)["requests_total"]
     enqueue_raw_sync(fuzz_stack.redis, job_id, case.data)
     popped = fuzz_stack.redis.blpop([KEYS.done(job_id)], timeout=15)
     assert popped is not None, f"no result for {case.why}; worker output:\n{fuzz_stack.worker.output[-3000:]}"
@@ -229,9 +249,10 @@ def test_fuzzed_payloads_get_a_precise_rejection_and_the_worker_survives(
     assert res.error is not None and res.error.type == "invalid_job" and not res.error.retryable
     for needle in case.needles:
         assert needle in res.error.message, (case.why, needle, res.error.message[:500])
-    # arq takes the job off the queue just after the result is written: not retried, not stuck.
-    assert _eventually(lambda: fuzz_stack.redis.zscore(KEYS.queue(), job_id) is None)
-    assert fuzz_stack.redis.exists(KEYS.arq_job(job_id)) == 0
+    # The same step that wrote the result took the job off the queue: not retried, not stuck.
+    assert fuzz_stack.redis.zscore(KEYS.queue(), job_id) is None
+    assert fuzz_stack.redis.exists(KEYS.job(job_id), KEYS.tries(job_id)) == 0
+    assert emu.stats(fuzz_stack.upstream)["requests_total"] == calls_before  # nothing sent upstream
     assert fuzz_stack.worker.proc.poll() is None
 
 
@@ -284,21 +305,10 @@ def _assert_invalid_locally(case: Case) -> None:
         return
     a = env.get("a") if isinstance(env, dict) else None
     doc = a[0] if isinstance(a, list) and a else None
-    envelope_ok = (isinstance(env, dict) and env.get("f") == "complete" and isinstance(env.get("a"), list)
-                   and len(env["a"]) == 1 and isinstance(env.get("k", {}), dict)
-                   and type(env.get("et")) is int)
+    envelope_ok = isinstance(open_envelope(case.data), Envelope)
     if envelope_ok:
         with pytest.raises(InvalidJob):
             parse_job(doc if isinstance(doc, dict) else {"payload": doc})
-
-
-def _eventually(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _run(r: redis.Redis, prefix: str, doc: dict[str, Any]) -> Result:

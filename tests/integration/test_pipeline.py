@@ -12,6 +12,7 @@ from producer_client.client import Client
 from producer_client.keys import Keys
 from tests.support import emu
 from tests.support.procs import API_KEY, Emulator, WorkerProcess
+from tests.support.waiting import eventually, nothing_pending
 
 pytestmark = pytest.mark.integration
 
@@ -98,9 +99,10 @@ async def test_bad_job_bytes_get_a_rejected_result(worker: WorkerProcess, client
     keys = Keys()
     # A job that violates the contract, and raw garbage, written straight into the queue.
     now_ms = int(time.time() * 1000)
-    bad_doc = {"t": None, "f": "complete", "a": [{"messages": "nope"}], "k": {}, "et": now_ms}
-    await client.redis.set("arq:job:bad-doc", orjson.dumps(bad_doc))
-    await client.redis.set("arq:job:garbage", b"\x80\x04\x95 not json")
+    bad_doc: dict[str, object] = {"t": None, "f": "complete", "a": [{"messages": "nope"}], "k": {},
+                                  "et": now_ms}
+    await client.redis.set(keys.job("bad-doc"), orjson.dumps(bad_doc))
+    await client.redis.set(keys.job("garbage"), b"\x80\x04\x95 not json")
     await client.redis.zadd(keys.queue(), {"bad-doc": time.time() * 1000, "garbage": time.time() * 1000})
     for job_id, needle in (("bad-doc", "messages"), ("garbage", "not JSON")):
         res = await client.result(job_id, timeout=20)
@@ -124,7 +126,9 @@ async def test_duplicate_submit_runs_once(worker: WorkerProcess, client: Client,
     assert res.status == "succeeded"
     again = await client.submit(prompt="only once", context=PRO, job_id="dup-1")  # after it finished
     assert again == "dup-1"
-    await asyncio.sleep(0.5)
+    # Had the late submit enqueued it again, it would stay queued or running until that run ended:
+    # an idle queue proves any second run is over, and its call counted.
+    await eventually(lambda: nothing_pending(client), timeout=20, what="nothing queued or running")
     calls = emu.stats(clean_emulator.base_url)["requests_total"]
     assert calls == 1
     entries = await client.redis.xrange(Keys().decisions)

@@ -24,3 +24,8 @@ def stats(base_url: str) -> dict[str, Any]:
     resp.raise_for_status()
     doc: dict[str, Any] = resp.json()
     return doc
+
+
+def set_keys(base_url: str, keys: list[str]) -> None:
+    """Accept exactly these API keys from now on (revokes the others)."""
+    httpx.put(control_url(base_url) + "/account", json={"api_keys": keys}, timeout=5).raise_for_status()

@@ -25,7 +25,7 @@ from typing import Any, cast
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from producer_client.keys import ARQ_IN_PROGRESS_PREFIX, Keys
+from producer_client.keys import QUEUES, Keys
 from tests.support.procs import REPO, RedisServer, WorkerProcess, base_env
 
 KEYS = Keys()
@@ -46,8 +46,10 @@ async def wait_until(pred: Callable[[], Awaitable[bool]], timeout: float, what: 
 
 
 async def in_progress(r: AsyncRedis) -> int:
-    """Jobs some worker has claimed and not finished (arq's in-progress keys)."""
-    return len([k async for k in r.scan_iter(match=ARQ_IN_PROGRESS_PREFIX + "*", count=1000)])
+    """Jobs some worker has claimed and not finished: a claim moves a job's score to the claim's
+    expiry, so they are the queue entries scored after now."""
+    now = int(time.time() * 1000)
+    return sum([int(await r.zcount(KEYS.queue(q), f"({now}", "+inf")) for q in QUEUES])
 
 
 async def decisions_by_job(r: AsyncRedis) -> dict[str, list[dict[str, str]]]:
@@ -91,14 +93,14 @@ async def hash_ints(r: AsyncRedis, key: str, *fields: str) -> list[int]:
 async def enqueue_raw(r: AsyncRedis, job_id: str, data: bytes, queue: str = "interactive") -> None:
     """Put arbitrary bytes in the queue as a job, as anyone with Redis access could."""
     qkey = KEYS.queue(queue)
-    await r.set(KEYS.arq_job(job_id), data, px=3_600_000)
+    await r.set(KEYS.job(job_id), data, px=3_600_000)
     await r.zadd(qkey, {job_id: int(time.time() * 1000)})
     await r.publish(KEYS.wake(qkey), 1)
 
 
 def enqueue_raw_sync(r: redis.Redis, job_id: str, data: bytes, queue: str = "interactive") -> None:
     qkey = KEYS.queue(queue)
-    r.set(KEYS.arq_job(job_id), data, px=3_600_000)
+    r.set(KEYS.job(job_id), data, px=3_600_000)
     r.zadd(qkey, {job_id: int(time.time() * 1000)})
     r.publish(KEYS.wake(qkey), 1)
 
@@ -252,6 +254,15 @@ class EchoUpstream:
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """``GET /key``, which a worker asks once at start-up: any key is fine here."""
+                body = json.dumps({"data": {"label": "sk-or-v1-...", "usage": 0, "limit": None}}).encode()
+                self.send_response(200 if self.path.endswith("/key") else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", "0")))
                 key = self.headers.get("authorization", "").removeprefix("Bearer ").strip()

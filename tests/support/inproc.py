@@ -13,7 +13,6 @@ from producer_client.client import Client
 from worker.emulator.runner import RunningEmulator, serve_emulator
 from worker.openrouter import OpenRouterSettings
 from worker.runner import RouteqWorker
-from worker.serialization import deserialize, serialize
 from worker.serve import build_worker
 from worker.settings import WorkerSettings
 from worker.standin import standin_pair
@@ -31,7 +30,6 @@ async def inproc_stack(
     *, rules: Path | None = None, faults: dict[str, Any] | None = None, **settings: Any
 ) -> AsyncIterator[Stack]:
     pool, producer = standin_pair()
-    pool.job_serializer, pool.job_deserializer = serialize, deserialize
     async with serve_emulator(faults=faults, api_key="sk-or-test") as emulator:
         base = WorkerSettings(
             queues=("interactive", "batch"), max_jobs=50, poll_delay_s=0.05, job_timeout_s=20,

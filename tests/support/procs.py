@@ -153,13 +153,18 @@ class Emulator(_Child):
         self.base_url = line.split("listening on", 1)[1].strip()
 
 
+def worker_env(redis_url: str, base_url: str, settings: dict[str, str]) -> dict[str, str]:
+    defaults = {"REDIS_URL": redis_url, "OPENROUTER_BASE_URL": base_url, "OPENROUTER_API_KEY": API_KEY}
+    return base_env(**{**defaults, **{k: str(v) for k, v in settings.items()}})
+
+
+def start_worker(redis_url: str, base_url: str, **settings: str) -> _Child:
+    """A ``python -m worker`` child, not waited for (to see it refuse to start)."""
+    return _Child([sys.executable, "-m", "worker"], worker_env(redis_url, base_url, settings))
+
+
 class WorkerProcess(_Child):
     def __init__(self, redis_url: str, base_url: str, **settings: str) -> None:
-        env = base_env(
-            REDIS_URL=redis_url,
-            OPENROUTER_BASE_URL=base_url,
-            OPENROUTER_API_KEY=API_KEY,
-            **{k: str(v) for k, v in settings.items()},
-        )
-        super().__init__([sys.executable, "-m", "worker"], env)
+        """A ``python -m worker`` child, ready to take jobs when the constructor returns."""
+        super().__init__([sys.executable, "-m", "worker"], worker_env(redis_url, base_url, settings))
         self.wait_for_line("worker ready")

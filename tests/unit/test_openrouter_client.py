@@ -26,6 +26,7 @@ from worker.openrouter import (
     OpenRouterSettings,
     UpstreamError,
 )
+from worker.openrouter.errors import StopCalls
 
 KEY = "sk-or-v1-CANARY-7f3a9c1e5b2d4068aa11"
 BASE = "http://127.0.0.1:9/api/v1"
@@ -447,18 +448,20 @@ async def test_non_json_bodies() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "error_type"),
-    [(httpx.ConnectError("connection refused"), "network"),
-     (httpx.ReadTimeout("timed out"), "timeout"),
-     (httpx.RemoteProtocolError("peer closed"), "network")],
+    ("exc", "error_type", "unknown"),
+    [(httpx.ConnectError("connection refused"), "connection_error", False),  # nothing was sent
+     (httpx.ReadTimeout("timed out"), "timeout", True),  # sent, no answer: may be billed
+     (httpx.RemoteProtocolError("peer closed"), "network", True)],
 )
-async def test_transport_errors_are_retried(exc: Exception, error_type: str) -> None:
+async def test_transport_errors_are_retried_and_say_whether_they_may_be_billed(
+    exc: Exception, error_type: str, unknown: bool
+) -> None:
     upstream = Upstream([exc, ok()])
     result = await run(upstream, chain(1))
     first = result.attempts[0]
-    assert (first.status, first.error_type) == (None, error_type)
+    assert (first.status, first.error_type, first.outcome_unknown) == (None, error_type, unknown)
     assert first.failed_models == ("vendor/model-0",)
-    assert result.attempts[1].error_type is None
+    assert result.attempts[1].error_type is None and not result.attempts[1].outcome_unknown
 
 
 async def test_a_hung_attempt_is_cut_at_the_attempt_timeout() -> None:
@@ -480,34 +483,18 @@ async def test_a_hung_attempt_is_cut_at_the_attempt_timeout() -> None:
 # --- hooks -------------------------------------------------------------------------------------
 
 
-async def test_skip_is_asked_lazily_when_each_window_is_built() -> None:
-    seen: list[Attempt] = []
-    asked: list[tuple[str, int]] = []
-    open_circuits = {"vendor/model-1", "vendor/model-6"}
+async def test_the_attempt_hook_can_stop_the_call_with_its_own_error() -> None:
+    async def stop_after_a_timeout(attempt: Attempt) -> None:
+        if attempt.outcome_unknown:
+            raise StopCalls("budget_exceeded", "cannot cover another attempt")
 
-    def skip(model: str) -> bool:
-        asked.append((model, len(seen)))
-        return model in open_circuits
-
-    async def on_attempt(attempt: Attempt) -> None:
-        seen.append(attempt)
-        open_circuits.add("vendor/model-5")  # a circuit opened after window one
-
-    upstream = Upstream([err(404), ok()])
-    result = await run(upstream, chain(8), skip=skip, on_attempt=on_attempt)
-    assert upstream.windows == [
-        ["vendor/model-0", "vendor/model-2", "vendor/model-3", "vendor/model-4"],
-        ["vendor/model-7"],
-    ]
-    assert ("vendor/model-5", 1) in asked  # decided after the first attempt was reported
-    assert seen == list(result.attempts)
-
-
-async def test_everything_skipped_is_a_retryable_circuit_error() -> None:
-    upstream = Upstream()
-    exc = await run_failing(upstream, chain(3), skip=lambda model: True)
-    assert upstream.requests == []
-    assert (exc.error_type, exc.retryable, exc.attempts) == ("circuit_open", True, ())
+    upstream = Upstream([httpx.ReadTimeout("timed out"), ok()])
+    exc = await run_failing(upstream, chain(2), on_attempt=stop_after_a_timeout,
+                            client_options={"max_retries": 2})
+    assert len(upstream.requests) == 1  # no retry after the stop
+    assert (exc.error_type, exc.message, exc.retryable) == ("budget_exceeded", "cannot cover another attempt",
+                                                             False)
+    assert [a.error_type for a in exc.attempts] == ["timeout"]
 
 
 async def test_on_attempt_sees_every_attempt_in_order() -> None:
@@ -572,7 +559,7 @@ async def test_the_api_key_never_leaks(
 
 def test_upstream_error_survives_copying_with_its_fields() -> None:
     attempt = Attempt("vendor/model-0", (), 429, "rate_limited", "busy", 12, retry_after_s=3.0)
-    exc = UpstreamError("rate_limited", "busy", 429, retryable=True, attempts=(attempt,))
+    exc = UpstreamError("rate_limited", "busy", 429, attempts=(attempt,))
     clone = copy.copy(exc)  # copy, like pickle, rebuilds the exception through __reduce__
     assert (clone.error_type, clone.message, clone.status, clone.retryable, clone.attempts) == (
         "rate_limited", "busy", 429, True, (attempt,))

@@ -118,6 +118,7 @@ def test_now_and_rules_options(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         orjson.dumps(
             {
                 "timezone": "Asia/Tokyo",
+                "allow_unknown_models": True,
                 "rules": [
                     {
                         "name": "office",
@@ -145,6 +146,7 @@ def test_computed_values(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     rules.write_bytes(
         orjson.dumps(
             {
+                "allow_unknown_models": True,
                 "rules": [
                     {
                         "name": "broke",
@@ -207,16 +209,19 @@ def test_contexts_all_good_exits_zero_and_default_prompt_applies(
 
 def test_contexts_file_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, docs, err = run(capsys, "route", "--contexts", str(tmp_path / "nope.jsonl"))
-    assert (code, docs) == (1, [])
+    assert (code, docs) == (2, [])
     assert "cannot read" in err
 
 
 def test_bad_context_argument(capsys: pytest.CaptureFixture[str]) -> None:
     code, docs, err = run(capsys, "route", "--context", "[1]")
-    assert (code, docs) == (1, [])
+    assert (code, docs) == (2, [])
     assert "expected a JSON object" in err
     code, _, err = run(capsys, "route", "--context", "{oops")
-    assert code == 1 and "invalid JSON" in err
+    assert code == 2 and "invalid JSON" in err
+    # The context is held to the job contract, as submit holds it: same field, same message.
+    code, _, err = run(capsys, "route", "--context", '{"max_latency_ms": "fast"}')
+    assert code == 2 and "context.max_latency_ms" in err
 
 
 def test_bad_now_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,14 +14,15 @@ reservation, so they need a single Redis node (not a cluster).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from worker.budget import lua, replies
+from producer_client.keys import DEFAULT_PREFIX, glob_escape
+from producer_client.lua import lua_script
+from worker.budget import replies
 from worker.budget.lines import BudgetLine
 from worker.budget.records import BudgetAlert, BudgetState, Reservation, Settlement
 
@@ -29,6 +30,7 @@ AlertHook = Callable[[Sequence[BudgetAlert]], Awaitable[None]]
 
 # Lua compares amounts as doubles; keep every amount exactly representable.
 MAX_AMOUNT_NANO: Final = 2**53 - 1
+_Mode = Literal["new", "replace"]
 SETTLED_KEEP_S: Final = 7 * 86_400
 _STATE_FIELDS: Final = ("spent", "reserved", "limit", "name", "scope", "window")
 
@@ -48,7 +50,7 @@ class BudgetLedger:
         self,
         redis: Redis,
         *,
-        prefix: str = "routeq:",
+        prefix: str = DEFAULT_PREFIX,
         lease_s: float = 600.0,
         keep_s: int = SETTLED_KEEP_S,
         on_alerts: AlertHook | None = None,
@@ -58,11 +60,10 @@ class BudgetLedger:
         self.lease_s = lease_s
         self.keep_s = keep_s
         self.on_alerts = on_alerts
-        self._reserve = redis.register_script(lua.load("reserve"))
-        self._settle = redis.register_script(lua.load("settle"))
-        self._reclaim = redis.register_script(lua.load("reclaim"))
-        self._extend = redis.register_script(lua.load("extend"))
-        self._reset = redis.register_script(lua.load("reset"))
+        self._reserve = redis.register_script(lua_script("worker", "budget_reserve.lua"))
+        self._settle = redis.register_script(lua_script("worker", "budget_settle.lua"))
+        self._reclaim = redis.register_script(lua_script("worker", "budget_reclaim.lua"))
+        self._reset = redis.register_script(lua_script("worker", "budget_reset.lua"))
 
     def resv_key(self, job_id: str) -> str:
         return f"{self.prefix}resv:{job_id}"
@@ -83,11 +84,13 @@ class BudgetLedger:
         amount_nano: int,
         *,
         lease_s: float | None = None,
+        replace: bool = False,
     ) -> Reservation:
         """Hold ``amount_nano`` on every line, or on none (``ok=False`` names the first short).
 
-        Idempotent per job id: an existing reservation comes back unchanged with ``replayed``.
-        With no lines nothing is stored and nothing is sent (``state="none"``).
+        Idempotent per job id: an existing reservation comes back unchanged with ``replayed``;
+        with ``replace``, an open one is given back first and this one taken instead (all in one
+        atomic step). With no lines nothing is stored and nothing is sent (``state="none"``).
         """
         _check_job(job_id)
         _check_amount("amount_nano", amount_nano)
@@ -97,7 +100,8 @@ class BudgetLedger:
         if len(set(keys)) != len(keys):
             raise ValueError("budget lines must have distinct keys")
         lease_ms = max(1, round((self.lease_s if lease_s is None else lease_s) * 1000))
-        args: list[str | int] = [job_id, amount_nano, lease_ms, self.keep_s]
+        mode: _Mode = "replace" if replace else "new"
+        args: list[str | int] = [job_id, amount_nano, lease_ms, self.keep_s, mode]
         for line in lines:
             expire = "" if line.expire_at is None else line.expire_at
             alerts = ",".join(map(str, line.alerts))
@@ -108,6 +112,17 @@ class BudgetLedger:
             if "already past on the Redis clock" in str(exc):
                 raise WindowEnded(str(exc).removeprefix("ERR ")) from None
             raise
+        return replies.reservation(job_id, amount_nano, lines, reply)
+
+    async def add(self, job_id: str, lines: Sequence[BudgetLine], amount_nano: int) -> Reservation:
+        """Grow the open reservation of ``job_id`` by ``amount_nano`` on each of its counters, if
+        they all have room (``ok=False`` and nothing changed otherwise). ``lines`` name the
+        reservation's counters, to report a denial."""
+        _check_job(job_id)
+        _check_amount("amount_nano", amount_nano)
+        reply = await self._reserve(
+            keys=[self.resv_key(job_id), self.leases_key], args=[job_id, amount_nano, 1, self.keep_s, "add"]
+        )
         return replies.reservation(job_id, amount_nano, lines, reply)
 
     async def settle(self, job_id: str, actual_nano: int) -> Settlement:
@@ -143,12 +158,6 @@ class BudgetLedger:
         )
         await self._emit(replies.alerts(reply[1]))
         return [replies.text(job_id) for job_id in reply[0]]
-
-    async def extend(self, job_id: str, lease_s: float) -> bool:
-        """Move an open reservation's lease deadline to now + ``lease_s``; False if not open."""
-        lease_ms = max(1, round(lease_s * 1000))
-        keys = [self.resv_key(job_id), self.leases_key]
-        return bool(await self._extend(keys=keys, args=[job_id, lease_ms, self.keep_s]))
 
     async def state(self, lines: Sequence[BudgetLine]) -> list[BudgetState]:
         """Current spent / reserved of each line, limits from the lines (one round trip)."""
@@ -211,7 +220,7 @@ class BudgetLedger:
         return count
 
     async def _counter_keys(self) -> list[str]:
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "budget:*"
+        pattern = glob_escape(self.prefix) + "budget:*"
         found = {
             replies.text(key) async for key in self.redis.scan_iter(match=pattern, count=1000, _type="hash")
         }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from producer_client.keys import DEFAULT_PREFIX
 from worker.budget.config import BudgetDef
 from worker.budget.windows import expire_at, window_id
 
@@ -53,7 +54,7 @@ def applicable(
     now: datetime,
     tz: tzinfo | str | None = None,
     *,
-    prefix: str = "routeq:",
+    prefix: str = DEFAULT_PREFIX,
 ) -> tuple[BudgetLine, ...]:
     """The budget lines a job with ``context`` is subject to at ``now`` (aware) in ``tz``."""
     lines: list[BudgetLine] = []

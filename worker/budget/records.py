@@ -76,6 +76,7 @@ class Reservation:
     state: ReservationState
     amount_nano: int
     replayed: bool = False
+    added: bool = False  # ``add`` grew an open reservation (``amount_nano`` is its new total)
     lease_deadline: float | None = None  # unix seconds, Redis clock
     lines: tuple[BudgetState, ...] = ()
     denied: Denial | None = None

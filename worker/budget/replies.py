@@ -61,6 +61,8 @@ def reservation(
     job_id: str, amount_nano: int, lines: Sequence[BudgetLine], reply: Sequence[Any]
 ) -> Reservation:
     kind = text(reply[0])
+    if kind == "none":
+        return Reservation(job_id, ok=False, state="none", amount_nano=amount_nano)
     if kind == "denied":
         line = lines[int(reply[1]) - 1]
         remaining = line.limit_nano - int(reply[2]) - int(reply[3])
@@ -74,6 +76,7 @@ def reservation(
         state=state,
         amount_nano=int(reply[2]),
         replayed=kind == "replayed",
+        added=kind == "added",
         lease_deadline=int(deadline) / 1000 if deadline else None,
         lines=states(reply[4]),
     )

@@ -38,6 +38,7 @@ from producer_client.client import Client
 from producer_client.errors import RouteqError
 from producer_client.keys import QUEUES
 from worker.cli.common import fail
+from worker.cli.table import render_table
 
 SHOWN_REJECTIONS = 50
 _BAR_EVERY_S = 0.2  # at most 5 redraws a second on a terminal
@@ -219,10 +220,8 @@ def _pcts(values: list[int]) -> list[str]:
 def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if not rows:
         return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(widths[i + 1]) for i, c in enumerate(row[1:])]
-        out.write("  ".join(cells).rstrip() + "\n")
+    for line in render_table(header, rows, align="<" + ">" * (len(header) - 1)):
+        out.write(line + "\n")
     out.write("\n")
 
 

@@ -8,10 +8,13 @@ import os
 from typing import Any
 
 from producer_client.connection import connect, redis_url
+from producer_client.envvars import env_str
+from producer_client.keys import DEFAULT_PREFIX
 from producer_client.money import nano_to_usd
 from worker.budget import BudgetState
 from worker.budget.ledger import BudgetLedger
 from worker.cli.common import fail, print_json
+from worker.cli.table import render_table
 
 
 def register(sub: Any) -> None:
@@ -29,7 +32,7 @@ def register(sub: Any) -> None:
 
 def _ledger(args: argparse.Namespace) -> BudgetLedger:
     url = args.redis or redis_url()
-    return BudgetLedger(connect(url), prefix=os.environ.get("ROUTEQ_PREFIX", "routeq:"))
+    return BudgetLedger(connect(url), prefix=env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -51,9 +54,8 @@ def _status(args: argparse.Namespace) -> int:
     headers = ["budget", "scope", "window", "spent USD", "reserved USD", "limit USD", "used"]
     rows = [[s.name, s.scope, s.window, nano_to_usd(s.spent_nano), nano_to_usd(s.reserved_nano),
              nano_to_usd(s.limit_nano), _pct(s)] for s in states]
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
-    for row in [headers, *rows]:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    for line in render_table(headers, rows):
+        print(line)
     return 0
 
 

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from producer_client.client import Client
 from producer_client.connection import connect, redact, redis_url
-from producer_client.errors import RouteqError
-from producer_client.keys import QUEUES, Keys
+from producer_client.envvars import env_str
+from producer_client.errors import RedisUnavailable, RouteqError
+from producer_client.keys import DEFAULT_PREFIX, QUEUES, Keys
 from worker.cli.common import fail, print_json
+from worker.cli.table import render_table
 from worker.deadletters import DeadLetter, RetryRefused, list_failed, requeue
 
 MESSAGE_CHARS = 80
@@ -98,16 +99,16 @@ def _run(args: argparse.Namespace, go: Callable[[Redis, Keys], Awaitable[int]]) 
     async def main() -> int:
         redis = connect_redis(args.redis or redis_url())
         try:
-            return await go(redis, Keys(os.environ.get("ROUTEQ_PREFIX", "routeq:")))
+            return await go(redis, Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX)))
         finally:
             await redis.aclose()
 
     try:
         return asyncio.run(main())
+    except RedisUnavailable:
+        raise  # the command line's handler reports it (exit 4)
     except RouteqError as exc:
         return fail(str(exc))
-    except (RedisError, OSError) as exc:
-        return fail(f"Redis at {_where(args)}: {exc}")
 
 
 def _print_table(letters: Sequence[DeadLetter]) -> None:
@@ -124,9 +125,8 @@ def _print_table(letters: Sequence[DeadLetter]) -> None:
         )
         for d in letters
     ]
-    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head) - 1)]
-    for row in (head, *rows):
-        print("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
+    for line in render_table(head, rows):
+        print(line)
 
 
 def _clip(text: str) -> str:

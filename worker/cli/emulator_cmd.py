@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--latency-ms", type=float, help='sets models["*"].latency_ms')
     parser.add_argument("--fail-rate", type=float, help='sets models["*"].error_5xx')
     parser.add_argument("--seed", type=int, help="seed of the fault generator")
-    parser.add_argument("--api-key", help="accept only this bearer key (default: any key)")
+    parser.add_argument("--api-key", action="append",
+                        help="accept only this bearer key; repeat for several (default: any key)")
     parser.add_argument("--credit-limit", metavar="USD", help="402 once usage would pass this")
     parser.add_argument(
         "--catalog", metavar="FILE", help="models JSON (default: $ROUTEQ_CATALOG, else the shipped one)"
@@ -51,6 +52,9 @@ def build_faults(args: argparse.Namespace) -> FaultConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"routeq emulator: --port {args.port} is out of range 0-65535", file=sys.stderr)
+        return 2
     try:
         faults = build_faults(args)
         catalog = Catalog.load(args.catalog)
@@ -64,15 +68,21 @@ def run(args: argparse.Namespace) -> int:
     def announce(emulator: RunningEmulator) -> None:
         print(f"emulator listening on {emulator.base_url}", flush=True)
 
-    asyncio.run(
-        run_until_signal(
-            announce,
-            host=args.host,
-            port=args.port,
-            faults=faults,
-            api_key=args.api_key,
-            catalog=catalog,
-            credit_limit=credit_limit,
+    try:
+        asyncio.run(
+            run_until_signal(
+                announce,
+                host=args.host,
+                port=args.port,
+                faults=faults,
+                api_key=args.api_key,
+                catalog=catalog,
+                credit_limit=credit_limit,
+            )
         )
-    )
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        print(f"routeq emulator: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
+

@@ -10,9 +10,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
+from redis.exceptions import RedisError
+
+from producer_client.connection import redact, redis_url
+from producer_client.envvars import SettingsError
+from producer_client.errors import RedisUnavailable
+from worker.catalog import CatalogError
 from worker.cli import exits
+from worker.version import routeq_version
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -24,19 +30,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.worker_cmd",
     "worker.cli.demo_cmd",
     "worker.cli.budget_cmd",
+    "worker.cli.health_cmd",
     "worker.cli.deadletter_cmd",
     "worker.cli.batch_cmd",
 )
 
 #: Distributions of the ``worker`` extra, by import name.
 WORKER_EXTRA = frozenset({"arq", "httpx", "httpx_aiohttp", "aiohttp", "h11", "fakeredis", "lupa"})
-
-
-def routeq_version() -> str:
-    try:
-        return version("routeq")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = f"routeq {args.command}"
     try:
         code: int = args.func(args)
+    except BrokenPipeError:  # `routeq ... | head` closed the pipe: not an error
+        _quiet_broken_pipe()
+        return exits.OK
+    except SettingsError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exits.USAGE
+    except RedisUnavailable as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exits.REDIS
+    except (RedisError, ConnectionError) as exc:
+        where = redact(getattr(args, "redis", None) or redis_url())
+        print(f"{name}: Redis at {where}: {_reason(exc)}", file=sys.stderr)
+        return exits.REDIS
+    except CatalogError as exc:
+        print(f"{name}: model catalog: {exc}", file=sys.stderr)
+        return exits.USAGE
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing not in WORKER_EXTRA:
@@ -61,16 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pip install 'routeq[worker]'", file=sys.stderr)
         return exits.NEEDS_WORKER
     except KeyboardInterrupt:
-        print(f"routeq {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return exits.INTERRUPTED
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-        return exits.OK
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # `routeq ... | head` closed the pipe: not an error
         _quiet_broken_pipe()
     return code
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _quiet_broken_pipe() -> None:

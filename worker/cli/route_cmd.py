@@ -1,8 +1,11 @@
 """``routeq route``: show which rule and model contexts route to, without calling anything.
 
-Decisions print as JSON, one line each, so a file of contexts can be piped through ``jq`` or
-diffed between two versions of the rules. A context with no ``task_type`` (or ``"auto"``) and a
-``--prompt`` is classified first, exactly as the worker does.
+The context goes through the same steps a worker takes: the job contract (a context ``submit``
+would refuse is refused here, with the same message), task classification, the rules, then the
+catalog's eligibility check, so the preview's rule, chain and trace are the worker's. Budget
+counters live in Redis: pass what the rules should see with ``--computed``. Decisions print as
+JSON, one line each, so a file of contexts can be piped through ``jq`` or diffed between two
+versions of the rules.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from typing import Any
 
 import orjson
 
-from worker.classify import classified_context
+from producer_client.errors import InvalidJob
+from producer_client.jobs import parse_job
+from worker.catalog import Catalog
+from worker.cli import exits
+from worker.cli.client_cmd import add_prompt_arguments, read_prompt
 from worker.cli.common import print_json
 from worker.cli.rules_cmd import load_or_report
-from worker.rules import RuleSet
+from worker.routing import Policy, route
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +43,7 @@ def register(subparsers: Any) -> None:
         help='JSON lines (\'-\' for stdin): a context object, or {"context": {...}, "prompt": "..."}',
     )
     parser.add_argument("--rules", metavar="PATH", type=Path, default=None, help="rules file")
-    parser.add_argument("--prompt", metavar="TEXT", help="user message (classified if task_type is unset)")
+    add_prompt_arguments(parser)
     parser.add_argument("--now", metavar="ISO8601", type=_parse_now, help="clock for hour/weekday rules")
     parser.add_argument(
         "--computed", metavar="JSON", type=_parse_object, help='values rules can see, e.g. {"budget": {...}}'
@@ -64,46 +71,61 @@ def _parse_object(text: str) -> dict[str, Any]:
 
 
 def route_command(args: argparse.Namespace) -> int:
-    rules = load_or_report(args.rules)
+    catalog = Catalog.load()
+    rules = load_or_report(args.rules, catalog)
     if rules is None:
-        return 1
-    router = _Router(rules, args.now, args.computed, args.pretty)
+        return exits.FAILED
+    try:
+        prompt = read_prompt(args) if args.context is not None else None
+    except InvalidJob as exc:
+        print(f"routeq route: {exc}", file=sys.stderr)
+        return exits.USAGE
+    router = _Router(Policy(rules, catalog), args.now, args.computed, args.pretty)
     if args.context is not None:
         try:
             context = _parse_object(args.context)
-        except argparse.ArgumentTypeError as exc:
+            router.emit(router.route(context, prompt))
+        except (argparse.ArgumentTypeError, InvalidJob) as exc:
             print(f"routeq route: --context: {exc}", file=sys.stderr)
-            return 1
-        router.emit(router.route(context, args.prompt))
-        return 0
+            return exits.USAGE
+        return exits.OK
+    default_prompt = read_prompt(args) if args.contexts != "-" else args.prompt
     try:
         if args.contexts == "-":
-            return router.route_lines(sys.stdin, args.prompt)
+            return router.route_lines(sys.stdin, default_prompt)
         with open(args.contexts, encoding="utf-8") as lines:
-            return router.route_lines(lines, args.prompt)
+            return router.route_lines(lines, default_prompt)
+    except BrokenPipeError:
+        raise  # our reader went away (`| head`): the command line ends quietly
     except OSError as exc:
         print(f"routeq route: cannot read {args.contexts}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return exits.USAGE
 
 
 class _Router:
     def __init__(
-        self, rules: RuleSet, now: datetime | None, computed: Mapping[str, Any] | None, pretty: bool
+        self, policy: Policy, now: datetime | None, computed: Mapping[str, Any] | None, pretty: bool
     ) -> None:
-        self.rules = rules
+        self.policy = policy
         self.now = now
         self.computed = computed
         self.pretty = pretty
 
     def route(self, context: Mapping[str, Any], prompt: str | None) -> dict[str, Any]:
-        messages = [{"role": "user", "content": prompt}] if prompt is not None else []
-        routed, source = classified_context(context, messages)
-        decision = self.rules.decide(routed, messages=messages, now=self.now, computed=self.computed)
-        out = decision.to_dict()
+        """The decision a worker would make for a job with this context and prompt."""
+        job = parse_job({"messages": [{"role": "user", "content": prompt or ""}], "context": dict(context)})
+        messages = [m.model_dump(exclude_none=True) for m in job.messages] if prompt else []
+        r = route(self.policy, job, messages, now=self.now or datetime.now(UTC), computed=self.computed)
+        out = r.decision.to_dict()
         trace = out.pop("trace")
-        out["task_type"] = routed.get("task_type")
-        out["task_type_source"] = source
-        out["trace"] = trace
+        out.update({
+            "chain": list(r.chain),
+            "skipped": [s.model_dump() for s in r.skipped],
+            "max_tokens": r.max_tokens,
+            "task_type": r.context.get("task_type"),
+            "task_type_source": r.task_source,
+            "trace": trace,
+        })
         return out
 
     def emit(self, document: Mapping[str, Any]) -> None:
@@ -117,12 +139,11 @@ class _Router:
                 continue
             try:
                 context, prompt = _job_line(line)
-            except ValueError as exc:
+                self.emit(self.route(context, prompt if prompt is not None else default_prompt))
+            except (ValueError, InvalidJob) as exc:
                 self.emit({"error": str(exc), "line": number})
                 failed = True
-                continue
-            self.emit(self.route(context, prompt if prompt is not None else default_prompt))
-        return 1 if failed else 0
+        return exits.FAILED if failed else exits.OK
 
 
 def _job_line(line: str) -> tuple[dict[str, Any], str | None]:

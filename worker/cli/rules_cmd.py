@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worker.catalog import Catalog
 from worker.rules import RulesError, RuleSet, load_rules
 from worker.shipped import rules_file
 
@@ -29,11 +30,12 @@ def register(subparsers: Any) -> None:
     check.set_defaults(func=check_command)
 
 
-def load_or_report(path: Path | None) -> RuleSet | None:
-    """The rule set, or None after printing its problems to stderr (shared with ``route``)."""
+def load_or_report(path: Path | None, catalog: Catalog | None = None) -> RuleSet | None:
+    """The rule set checked against the catalog (default: ``$ROUTEQ_CATALOG`` or the shipped one),
+    or None after printing its problems to stderr (shared with ``route``)."""
     source = path if path is not None else rules_file()
     try:
-        return load_rules(source)
+        return load_rules(source, catalog=catalog if catalog is not None else Catalog.load())
     except RulesError as exc:
         count = len(exc.problems)
         print(f"{source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)

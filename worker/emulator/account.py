@@ -1,14 +1,15 @@
-"""The emulated API key: authentication, an optional credit limit, and accumulated usage.
+"""The emulated API keys: authentication, an optional credit limit, and accumulated usage.
 
-Only a SHA-256 digest of the configured key is kept, so the key itself is never stored,
-logged or returned (``/key`` shows the masked label OpenRouter shows).
+Only SHA-256 digests of the configured keys are kept, so a key itself is never stored, logged or
+returned (``/key`` shows the masked label OpenRouter shows). With no key configured any key is
+accepted; keys can be replaced at run time (``PUT /_emulator/account``) to revoke one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,10 +25,16 @@ _DEPRECATED_RATE_LIMIT = {
 
 
 class Account:
-    def __init__(self, api_key: str | None = None, credit_limit: Decimal | None = None) -> None:
-        self._digest = _digest(api_key) if api_key else None
+    def __init__(
+        self, api_key: str | Sequence[str] | None = None, credit_limit: Decimal | None = None
+    ) -> None:
+        self.set_keys([api_key] if isinstance(api_key, str) else list(api_key or ()))
         self.credit_limit = credit_limit
         self.usage = Decimal(0)
+
+    def set_keys(self, keys: Sequence[str]) -> None:
+        """Accept exactly these keys from now on (none: accept any key)."""
+        self._digests = [_digest(k) for k in keys if k] or None
 
     def authenticate(self, headers: Mapping[str, str]) -> str:
         """The presented key, or :class:`Rejected` with OpenRouter's 401 messages."""
@@ -35,7 +42,7 @@ class Account:
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise Rejected(unauthorized("No auth credentials found"))
-        if self._digest is not None and not hmac.compare_digest(_digest(key), self._digest):
+        if self._digests is not None and not any(hmac.compare_digest(_digest(key), d) for d in self._digests):
             raise Rejected(unauthorized("User not found."))
         return key
 

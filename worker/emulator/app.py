@@ -8,7 +8,7 @@ Control endpoints (no auth; loopback only) let tests change faults without a res
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,7 @@ class EmulatorApp:
         catalog: Catalog,
         faults: FaultConfig | None = None,
         *,
-        api_key: str | None = None,
+        api_key: str | Sequence[str] | None = None,
         credit_limit: Decimal | None = None,
         recent_limit: int = 200,
     ) -> None:
@@ -54,6 +54,7 @@ class EmulatorApp:
             ("PUT", f"{CONTROL_PREFIX}/faults"): self._put_faults,
             ("GET", f"{CONTROL_PREFIX}/stats"): self._stats,
             ("POST", f"{CONTROL_PREFIX}/reset"): self._reset,
+            ("PUT", f"{CONTROL_PREFIX}/account"): self._put_account,
             ("GET", f"{CONTROL_PREFIX}/health"): self._health,
         }
         self._paths = {path for _, path in self._routes}
@@ -101,6 +102,18 @@ class EmulatorApp:
             return bad_request(str(exc)).response()
         self.set_faults(config)
         return json_response(200, config.to_dict())
+
+    async def _put_account(self, request: Request) -> Response:
+        """``{"api_keys": [...]}``: the keys accepted from now on (an empty list accepts any)."""
+        try:
+            doc = parse_json(request.body)
+        except Rejected as exc:
+            return exc.error.response()
+        keys = doc.get("api_keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            return bad_request('expected {"api_keys": ["...", ...]}').response()
+        self.account.set_keys(keys)
+        return json_response(200, {"ok": True, "keys": len(keys)})
 
     async def _stats(self, request: Request) -> Response:
         return json_response(200, self.stats.snapshot())

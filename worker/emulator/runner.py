@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -70,7 +70,7 @@ async def serve_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
     faults: FaultsArg = None,
-    api_key: str | None = None,
+    api_key: str | Sequence[str] | None = None,
     catalog: Catalog | None = None,
     credit_limit: Decimal | str | None = None,
 ) -> AsyncIterator[RunningEmulator]:

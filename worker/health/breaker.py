@@ -21,12 +21,17 @@ lets the chain fall back, and its Retry-After sets how long. Request-specific re
 403, 404, context length) say nothing about the model's health and are ignored. 401 and 402 are
 the account's problem, not the model's: they set the account-wide block instead.
 
+The account block is keyed by a hash of the API key (``{prefix}health:account:{key hash}``): a
+worker started with a wrong key blocks only the workers that share that key, never the fleet.
+
 The breaker is advisory: if Redis cannot be reached, every model counts as usable and outcomes
-are dropped (logged), so a Redis blip never fails a completion.
+are dropped (logged), so a Redis blip never fails a completion. Workers read it through
+:class:`worker.health.cache.HealthCache`, which keeps each verdict for up to a second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -34,20 +39,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from worker.envvars import SettingsError
+from producer_client.envvars import SettingsError, env_float, env_int
+from producer_client.keys import DEFAULT_PREFIX, glob_escape
+from producer_client.lua import lua_script
 from worker.openrouter.models import Attempt
 
 log = logging.getLogger("routeq.health")
 
-ACCOUNT = "account"  # ``{prefix}health:account`` holds the account block, not a model's circuit
+ACCOUNT = "account"  # ``{prefix}health:account:{key hash}`` holds account blocks, not a circuit
 
 # Failure kinds the model is to blame for (error types from worker/openrouter/errors.py).
 _MODEL_FAULTS = frozenset(
@@ -70,15 +75,21 @@ class BreakerSettings:
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
-            raise SettingsError("failure_threshold must be >= 1")
-        for name in ("cooldown_s", "probe_lease_s", "account_cooldown_402_s", "account_cooldown_401_s"):
+            raise SettingsError("ROUTEQ_BREAKER_THRESHOLD: must be >= 1")
+        for name, var in _DURATION_VARS.items():
             if getattr(self, name) <= 0:
-                raise SettingsError(f"{name} must be > 0")
+                raise SettingsError(f"{var}={getattr(self, name):g}: must be > 0")
         if self.max_cooldown_s < self.cooldown_s:
-            raise SettingsError("max_cooldown_s must be >= cooldown_s")
+            raise SettingsError(
+                f"ROUTEQ_BREAKER_MAX_COOLDOWN_S={self.max_cooldown_s:g}: must be >= "
+                f"ROUTEQ_BREAKER_COOLDOWN_S ({self.cooldown_s:g})"
+            )
         if self.state_ttl_s < 2 * self.max_cooldown_s:
             # An open circuit's hash must outlive its cooldown.
-            raise SettingsError("state_ttl_s must be >= 2 * max_cooldown_s")
+            raise SettingsError(
+                f"ROUTEQ_BREAKER_STATE_TTL_S={self.state_ttl_s:g}: must be >= 2 x "
+                f"ROUTEQ_BREAKER_MAX_COOLDOWN_S ({self.max_cooldown_s:g})"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BreakerSettings:
@@ -86,14 +97,26 @@ class BreakerSettings:
         e = os.environ if env is None else env
         d = cls()
         return cls(
-            failure_threshold=int(_number(e, "ROUTEQ_BREAKER_THRESHOLD", d.failure_threshold, integer=True)),
-            cooldown_s=_number(e, "ROUTEQ_BREAKER_COOLDOWN_S", d.cooldown_s),
-            max_cooldown_s=_number(e, "ROUTEQ_BREAKER_MAX_COOLDOWN_S", d.max_cooldown_s),
-            probe_lease_s=_number(e, "ROUTEQ_BREAKER_PROBE_LEASE_S", d.probe_lease_s),
-            account_cooldown_402_s=_number(e, "ROUTEQ_BREAKER_ACCOUNT_402_S", d.account_cooldown_402_s),
-            account_cooldown_401_s=_number(e, "ROUTEQ_BREAKER_ACCOUNT_401_S", d.account_cooldown_401_s),
-            state_ttl_s=_number(e, "ROUTEQ_BREAKER_STATE_TTL_S", d.state_ttl_s),
+            failure_threshold=env_int(e, "ROUTEQ_BREAKER_THRESHOLD", d.failure_threshold, low=1),
+            **{name: env_float(e, var, getattr(d, name), above=0) for name, var in _DURATION_VARS.items()},
+            max_cooldown_s=env_float(e, "ROUTEQ_BREAKER_MAX_COOLDOWN_S", d.max_cooldown_s, above=0),
+            state_ttl_s=env_float(e, "ROUTEQ_BREAKER_STATE_TTL_S", d.state_ttl_s, above=0),
         )
+
+
+_DURATION_VARS = {
+    "cooldown_s": "ROUTEQ_BREAKER_COOLDOWN_S",
+    "probe_lease_s": "ROUTEQ_BREAKER_PROBE_LEASE_S",
+    "account_cooldown_402_s": "ROUTEQ_BREAKER_ACCOUNT_402_S",
+    "account_cooldown_401_s": "ROUTEQ_BREAKER_ACCOUNT_401_S",
+}
+
+
+def account_id(api_key: str | None) -> str:
+    """The account block's key suffix: a short hash of the API key (never the key itself)."""
+    if not api_key:
+        return "no-key"
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,15 @@ class ModelStatus:
     open_until: float | None
     cooldown_s: float | None
     probe_until: float | None
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """One model's circuit as a caller sees it: ``reason`` not to call it (None: go ahead), and
+    for how long that answer stands (ms; 0 when it may change at any moment)."""
+
+    reason: str | None
+    stands_ms: int
 
 
 @dataclass(frozen=True)
@@ -174,16 +206,19 @@ class ModelHealth:
         self,
         redis: Redis,
         *,
-        prefix: str = "routeq:",
+        prefix: str = DEFAULT_PREFIX,
         settings: BreakerSettings = BreakerSettings(),
         clock: Callable[[], float] = time.time,
+        account: str = "no-key",
     ) -> None:
-        self._redis = redis
+        """``account`` is :func:`account_id` of the API key the worker calls OpenRouter with."""
+        self.redis = redis
         self._prefix = prefix
         self._settings = settings
         self._clock = clock
-        self._check = redis.register_script(_lua("check"))
-        self._record = redis.register_script(_lua("record"))
+        self._account = account
+        self._check = redis.register_script(lua_script("worker", "health_check.lua"))
+        self._record = redis.register_script(lua_script("worker", "health_record.lua"))
         # Models the latest check saw closed with no failures: a success on them changes nothing,
         # so record skips the round trip (the common case costs no Redis call at all).
         self._clean: set[str] = set()
@@ -196,21 +231,23 @@ class ModelHealth:
 
     @property
     def account_key(self) -> str:
-        return self.key(ACCOUNT)
+        return f"{self._prefix}health:{ACCOUNT}:{self._account}"
 
-    async def check(self, models: Sequence[str]) -> dict[str, str | None]:
-        """Per model: None if it may be called (possibly as the half-open probe), else why not."""
-        _, reasons = await self.gate(models, account=False)
-        return reasons
+    @property
+    def probe_lease_s(self) -> float:
+        return self._settings.probe_lease_s
 
     async def gate(
         self, models: Sequence[str], *, account: bool = True
-    ) -> tuple[AccountBlock | None, dict[str, str | None]]:
-        """The account-wide stop and every model's circuit, in one round trip (a pipeline)."""
+    ) -> tuple[AccountBlock | None, dict[str, Circuit]]:
+        """The account-wide stop and every model's circuit, in one round trip (a pipeline).
+
+        A model past its cooldown is claimed as this caller's half-open probe (reason None).
+        """
         unique = [m for m in dict.fromkeys(models) if m != ACCOUNT]
-        reasons: dict[str, str | None] = dict.fromkeys(models)
+        circuits: dict[str, Circuit] = {m: Circuit(None, 0) for m in models}
         if not unique and not account:
-            return None, reasons
+            return None, circuits
         lease_ms = _ms(self._settings.probe_lease_s)
         keys = [self.key(m) for m in unique]
         args: list[Any] = [self._now_ms(), lease_ms]
@@ -218,19 +255,19 @@ class ModelHealth:
             try:
                 # EVALSHA straight into the pipeline: redis-py would otherwise send SCRIPT EXISTS
                 # before every pipelined script call, a second round trip.
-                async with self._redis.pipeline(transaction=False) as pipe:
+                async with self.redis.pipeline(transaction=False) as pipe:
                     if account:
                         pipe.get(self.account_key)
                     if unique:
                         pipe.evalsha(self._check.sha, len(keys), *keys, *args)
                     replies = await pipe.execute()
             except NoScriptError:  # first call, or Redis restarted: load it, then one call each
-                replies = [await self._redis.get(self.account_key)] if account else []
+                replies = [await self.redis.get(self.account_key)] if account else []
                 if unique:
                     replies.append(await self._check(keys=keys, args=args))
         except RedisError as exc:
             log.warning("circuit check failed (%s); treating %d model(s) as usable", exc, len(unique))
-            return None, reasons
+            return None, circuits
         block = self._parse_block(replies[0]) if account else None
         raw = replies[-1] if unique else []
         for i, model in enumerate(unique):
@@ -240,10 +277,10 @@ class ModelHealth:
                 self._clean.add(model)
             else:
                 self._clean.discard(model)
-            reasons[model] = _reason(code, wait_ms, fails, _text(err))
+            circuits[model] = Circuit(_reason(code, wait_ms, fails, _text(err)), wait_ms if code else 0)
             if code == 3:
                 log.info("circuit half-open for %s: this worker probes it", model)
-        return block, reasons
+        return block, circuits
 
     async def record(self, attempt: Attempt) -> None:
         """Apply one attempt to the circuits it involves (the client's ``on_attempt`` hook)."""
@@ -283,7 +320,7 @@ class ModelHealth:
     async def account_block(self) -> AccountBlock | None:
         """The account-wide stop if one is in force (a 401 or 402 seen by any worker)."""
         try:
-            raw = await self._redis.get(self.account_key)
+            raw = await self.redis.get(self.account_key)
         except RedisError as exc:
             log.warning("account block check failed (%s); assuming none", exc)
             return None
@@ -303,14 +340,15 @@ class ModelHealth:
     async def status(self) -> list[ModelStatus]:
         """Every model with circuit state, sorted by name (SCAN, so safe on a busy server)."""
         base = self.key("")
+        accounts = self.key(f"{ACCOUNT}:")
         keys = [
             k
-            async for k in self._redis.scan_iter(match=_glob_escape(base) + "*", count=500)
-            if _text(k) != self.account_key
+            async for k in self.redis.scan_iter(match=glob_escape(base) + "*", count=500)
+            if not _text(k).startswith(accounts)
         ]
         if not keys:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             for k in keys:
                 pipe.hgetall(k)
             hashes = await pipe.execute()
@@ -321,6 +359,26 @@ class ModelHealth:
             if h
         ]
         return sorted(out, key=lambda st: st.model)
+
+    async def blocks(self) -> dict[str, AccountBlock]:
+        """Every account block in force, by account id (for ``routeq health``)."""
+        prefix = self.key(f"{ACCOUNT}:")
+        out: dict[str, AccountBlock] = {}
+        async for k in self.redis.scan_iter(match=glob_escape(prefix) + "*", count=500):
+            block = self._parse_block(await self.redis.get(k))
+            if block is not None:
+                out[_text(k)[len(prefix):]] = block
+        return out
+
+    async def clear(self, target: str) -> int:
+        """Close a model's circuit (``target`` = model id), or lift every account block
+        (``target`` = ``"account"``); returns how many keys were removed."""
+        if target == ACCOUNT:
+            prefix = self.key(f"{ACCOUNT}:")
+            keys = [k async for k in self.redis.scan_iter(match=glob_escape(prefix) + "*", count=500)]
+            return int(await self.redis.delete(*keys)) if keys else 0
+        self._clean.discard(target)
+        return int(await self.redis.delete(self.key(target)))
 
     async def _block_account(self, error_type: str, attempt: Attempt) -> None:
         s = self._settings
@@ -333,10 +391,10 @@ class ModelHealth:
         )
         detail = f": {attempt.error}" if attempt.error else ""
         when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
-        message = f"{what}{detail}; every worker pauses upstream calls until {when}"
+        message = f"{what}{detail}; every worker using this key pauses upstream calls until {when}"
         doc = orjson.dumps({"error_type": error_type, "message": message, "until": until})
         try:
-            await self._redis.set(self.account_key, doc, px=_ms(cooldown))
+            await self.redis.set(self.account_key, doc, px=_ms(cooldown))
         except RedisError as exc:
             log.warning("could not set the account block (%s)", exc)
             return
@@ -377,30 +435,9 @@ def _model_status(model: str, h: Mapping[str, str], now_ms: int) -> ModelStatus:
     )
 
 
-@cache
-def _lua(name: str) -> str:
-    return resources.files("worker.health").joinpath("scripts", f"{name}.lua").read_text(encoding="utf-8")
-
-
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` as a literal in a SCAN MATCH pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise SettingsError(f"{name}={raw!r}: expected {kind}") from None

@@ -27,6 +27,7 @@ from .backoff import RetryPolicy
 from .errors import (
     Disposition,
     Failure,
+    StopCalls,
     UpstreamError,
     classify_exception,
     redact,
@@ -42,7 +43,7 @@ logger = logging.getLogger("routeq.openrouter")
 WINDOW_SIZE = 4  # ``model`` + at most 3 ``models`` (OpenRouter rejects more)
 
 Sleep = Callable[[float], Awaitable[None]]
-Skip = Callable[[str], bool]
+#: Awaited after every HTTP attempt; may raise :class:`StopCalls` to end the call there.
 OnAttempt = Callable[[Attempt], Awaitable[None]]
 
 
@@ -96,34 +97,26 @@ class OpenRouterClient:
         request: ChatRequest,
         *,
         deadline: float | None = None,
-        skip: Skip | None = None,
         on_attempt: OnAttempt | None = None,
     ) -> Completion:
         """Return the first completion the chain yields, or raise UpstreamError.
 
-        ``deadline`` is a ``time.monotonic()`` instant; ``skip(model)`` is asked when a window
-        is built (so circuits opened by earlier windows count); ``on_attempt`` is awaited after
-        every HTTP attempt, successful or not.
+        ``deadline`` is a ``time.monotonic()`` instant; ``on_attempt`` is awaited after every
+        HTTP attempt, successful or not, and may end the call by raising :class:`StopCalls`.
         """
         attempts: list[Attempt] = []
         pending = deque(request.chain)
-        skipped_any = False
-        retryable_any = False
-        while True:
-            window, skipped = _next_window(pending, skip)
-            skipped_any = skipped_any or skipped
-            if not window:
-                break
+        while pending:
+            window = tuple(pending.popleft() for _ in range(min(WINDOW_SIZE, len(pending))))
             outcome = await self._run_window(request, window, deadline, attempts, on_attempt)
             if isinstance(outcome, Completion):
                 return outcome
-            retryable_any = retryable_any or outcome.retryable
             if outcome.error_type == "invalid_model":
                 # Only the named ids are unknown: give the rest of the window another call.
                 rest = [m for m in window if m not in outcome.failed_models]
                 if len(rest) < len(window):
                     pending.extendleft(reversed(rest))
-        raise _exhausted(attempts, retryable=retryable_any or skipped_any, skipped=skipped_any)
+        raise _exhausted(attempts)
 
     async def _run_window(
         self,
@@ -140,13 +133,17 @@ class OpenRouterClient:
             outcome, attempt = await self._attempt(window, content, deadline)
             attempts.append(attempt)
             if on_attempt is not None:
-                await on_attempt(attempt)
+                try:
+                    await on_attempt(attempt)
+                except StopCalls as stop:
+                    raise UpstreamError(stop.error_type, stop.message, attempt.status,
+                                        attempts=tuple(attempts)) from None
             if isinstance(outcome, Completion):
                 return replace(outcome, attempts=tuple(attempts))
             if outcome.disposition is Disposition.STOP:
                 raise UpstreamError(
                     outcome.error_type, attempt.error or outcome.error_type, outcome.status,
-                    retryable=False, attempts=tuple(attempts),
+                    attempts=tuple(attempts),
                 )
             if outcome.disposition is Disposition.NEXT_WINDOW:
                 return outcome
@@ -168,18 +165,22 @@ class OpenRouterClient:
         timeout = httpx.Timeout(budget, connect=min(self._settings.connect_timeout_s, budget))
         outcome: Completion | Failure
         started = self._clock()
+        unknown = False
         try:
             async with asyncio.timeout(budget):
                 response = await self._http.post(self._url, content=content, timeout=timeout)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            error_type, message = classify_exception(exc)
-            outcome = Failure(error_type, None, message, Disposition.RETRY, failed_models=window)
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            failure = classify_exception(exc)
+            unknown = failure.outcome_unknown
+            outcome = Failure(
+                failure.error_type, None, failure.message, Disposition.RETRY, failed_models=window
+            )
             status: int | None = None
         else:
             status = response.status_code
             outcome = parse_response(status, response.headers, response.content, window)
         latency_ms = max(0, round((self._clock() - started) * 1000))
-        attempt = self._record(window, outcome, status, latency_ms)
+        attempt = self._record(window, outcome, status, latency_ms, unknown)
         logger.debug(
             "openrouter attempt model=%s fallbacks=%d http_status=%s status=%s error_type=%s "
             "latency_ms=%d served=%s",
@@ -194,6 +195,7 @@ class OpenRouterClient:
         outcome: Completion | Failure,
         http_status: int | None,
         latency_ms: int,
+        outcome_unknown: bool = False,
     ) -> Attempt:
         if isinstance(outcome, Completion):
             return Attempt(
@@ -206,7 +208,7 @@ class OpenRouterClient:
             error_type=outcome.error_type,
             error=shorten(redact(outcome.message, self._settings.api_key)),
             latency_ms=latency_ms, retry_after_s=outcome.retry_after_s,
-            failed_models=outcome.failed_models,
+            failed_models=outcome.failed_models, outcome_unknown=outcome_unknown,
         )
 
     def _time_left(self, deadline: float | None) -> float | None:
@@ -220,22 +222,8 @@ class OpenRouterClient:
                 "deadline_exceeded",
                 f"deadline passed after {len(attempts)} attempt(s)",
                 last.status if last else None,
-                retryable=True,
                 attempts=tuple(attempts),
             )
-
-
-def _next_window(pending: deque[str], skip: Skip | None) -> tuple[tuple[str, ...], bool]:
-    """Take up to WINDOW_SIZE models that ``skip`` lets through; (window, anything skipped)."""
-    window: list[str] = []
-    skipped = False
-    while pending and len(window) < WINDOW_SIZE:
-        model = pending.popleft()
-        if skip is not None and skip(model):
-            skipped = True
-        else:
-            window.append(model)
-    return tuple(window), skipped
 
 
 def _body(request: ChatRequest, window: tuple[str, ...]) -> dict[str, Any]:
@@ -273,17 +261,13 @@ def _headers(settings: OpenRouterSettings) -> dict[str, str]:
     return headers
 
 
-def _exhausted(attempts: list[Attempt], *, retryable: bool, skipped: bool) -> UpstreamError:
+def _exhausted(attempts: list[Attempt]) -> UpstreamError:
     if not attempts:
-        if skipped:
-            return UpstreamError("circuit_open", "every model in the chain was skipped",
-                                 retryable=True)
-        return UpstreamError("no_models", "the model chain is empty", retryable=False)
+        return UpstreamError("no_models", "the model chain is empty")
     last = attempts[-1]
     return UpstreamError(
         last.error_type or "upstream_error",
         f"all models failed after {len(attempts)} attempt(s); last: {last.error}",
         last.status,
-        retryable=retryable,
         attempts=tuple(attempts),
     )

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from worker.error_kinds import retryable
+
 from .models import Attempt
 
 MAX_ERROR_CHARS = 300
@@ -61,20 +63,30 @@ class UpstreamError(Exception):
         error_type: str,
         message: str,
         status: int | None = None,
-        retryable: bool = False,
         attempts: tuple[Attempt, ...] = (),
     ) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
         self.status = status
-        self.retryable = retryable
         self.attempts = attempts
 
+    @property
+    def retryable(self) -> bool:
+        return retryable(self.error_type)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps the exception picklable by libraries that do so (arq stores job errors).
-        args = (self.error_type, self.message, self.status, self.retryable, self.attempts)
-        return (type(self), args)
+        # Copies (and pickles, for libraries that do that) rebuild it with all its fields.
+        return (type(self), (self.error_type, self.message, self.status, self.attempts))
+
+
+class StopCalls(Exception):
+    """Raised by an ``on_attempt`` hook to end the call now (e.g. a retry nobody can pay for)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
 
 
 def classify_status(
@@ -119,16 +131,34 @@ def _classify_400(message: str, codes: frozenset[str]) -> tuple[str, Disposition
     return "bad_request", Disposition.STOP
 
 
-def classify_exception(exc: BaseException) -> tuple[str, str]:
-    """Map a transport-level exception to ``(error_type, message)``; all are retryable."""
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        kind = "timeout"
-    elif isinstance(exc, httpx.DecodingError):
-        kind = "invalid_response"
-    else:
-        kind = "network"
+@dataclass(frozen=True)
+class TransportFailure:
+    """What a transport exception says: its error type, and whether the request may have reached
+    OpenRouter (and so may be billed although no answer came back)."""
+
+    error_type: str
+    message: str
+    outcome_unknown: bool
+
+
+def classify_exception(exc: BaseException) -> TransportFailure:
+    """Map a transport-level exception; all are retryable.
+
+    A connection that was refused or never opened sent nothing (``connection_error``, known not
+    billed). A timeout or a connection lost after the request went out leaves the outcome unknown.
+    """
     detail = str(exc)
-    return kind, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
+        return TransportFailure("connection_error", message, outcome_unknown=False)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return TransportFailure("timeout", message, outcome_unknown=True)
+    if isinstance(exc, httpx.DecodingError):
+        return TransportFailure("invalid_response", message, outcome_unknown=True)
+    return TransportFailure("network", message, outcome_unknown=True)
+
+
+
 
 
 def redact(text: str, secret: str | None) -> str:

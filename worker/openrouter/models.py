@@ -10,10 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Body keys the client owns: letting ``params`` set them would break the fallback windows
-# (model/models), the always-sent max_tokens, or the non-streaming response parsing.
-RESERVED_PARAMS = frozenset({"model", "models", "messages", "max_tokens", "provider", "user",
-                             "stream"})
+from worker.reserved import RESERVED_PARAMS
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class ChatRequest:
             raise ValueError("chain must hold non-empty model ids")
         if isinstance(self.max_tokens, bool) or self.max_tokens < 1:
             raise ValueError("max_tokens must be a positive int")
-        clash = RESERVED_PARAMS.intersection(self.params)
+        clash = set(RESERVED_PARAMS).intersection(self.params)
         if clash:
             raise ValueError(f"params may not set {sorted(clash)}")
 
@@ -52,6 +49,9 @@ class Attempt:
     retry_after_s: float | None = None
     served_model: str | None = None
     failed_models: tuple[str, ...] = ()
+    #: The request may have reached OpenRouter but no answer came back (a timeout, a connection
+    #: lost after sending): it may be billed, so budgets charge it its worst case.
+    outcome_unknown: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,6 +68,7 @@ class Attempt:
             "retry_after_s": self.retry_after_s,
             "served_model": self.served_model,
             "failed_models": list(self.failed_models),
+            "outcome_unknown": self.outcome_unknown,
         }
 
 

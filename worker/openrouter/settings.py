@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from producer_client.envvars import SettingsError, env_float, env_int, env_str
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 
@@ -42,37 +43,30 @@ class OpenRouterSettings:
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http(s) URL")
+            raise SettingsError(f"OPENROUTER_BASE_URL={self.base_url!r}: expected an http(s) URL")
 
     @property
     def chat_url(self) -> str:
         return self.base_url.rstrip("/") + "/chat/completions"
 
+    @property
+    def key_url(self) -> str:
+        return self.base_url.rstrip("/") + "/key"
+
+    @property
+    def models_url(self) -> str:
+        return self.base_url.rstrip("/") + "/models"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> OpenRouterSettings:
         """Read ``OPENROUTER_*`` variables; unset or empty ones keep the defaults."""
-        kwargs: dict[str, Any] = {}
-        text_vars = {
-            "OPENROUTER_API_KEY": "api_key",
-            "OPENROUTER_BASE_URL": "base_url",
-            "OPENROUTER_REFERER": "referer",
-            "OPENROUTER_TITLE": "title",
-        }
-        for var, name in text_vars.items():
-            value = env.get(var, "").strip()
-            if value:
-                kwargs[name] = value
-        number_vars: dict[str, tuple[str, type[int] | type[float]]] = {
-            "OPENROUTER_TIMEOUT_S": ("attempt_timeout_s", float),
-            "OPENROUTER_MAX_RETRIES": ("max_retries", int),
-            "OPENROUTER_MAX_CONNECTIONS": ("max_connections", int),
-        }
-        for var, (name, kind) in number_vars.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                kwargs[name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{var} must be a {kind.__name__}, got {raw!r}") from None
-        return cls(**kwargs)
+        d = cls()
+        return cls(
+            base_url=env_str(env, "OPENROUTER_BASE_URL", d.base_url),
+            api_key=env_str(env, "OPENROUTER_API_KEY", "") or None,
+            referer=env_str(env, "OPENROUTER_REFERER", "") or None,
+            title=env_str(env, "OPENROUTER_TITLE", d.title or ""),
+            attempt_timeout_s=env_float(env, "OPENROUTER_TIMEOUT_S", d.attempt_timeout_s, above=0),
+            max_retries=env_int(env, "OPENROUTER_MAX_RETRIES", d.max_retries, low=0),
+            max_connections=env_int(env, "OPENROUTER_MAX_CONNECTIONS", d.max_connections, low=1),
+        )

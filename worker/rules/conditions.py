@@ -42,6 +42,22 @@ def compile_condition(node: Any, where: str, problems: list[Problem]) -> tuple[C
     return _compile(node, where, problems, 0)
 
 
+def fields_read(node: Any, depth: int = 0) -> set[str]:
+    """The first segments of every field path a (valid) condition reads: ``{"tags", "budget"}``."""
+    if depth > MAX_DEPTH or not isinstance(node, Mapping):
+        return set()
+    out: set[str] = set()
+    for key, value in node.items():
+        if key in ("all", "any"):
+            for item in value if isinstance(value, list | tuple) else ():
+                out |= fields_read(item, depth + 1)
+        elif key == "not":
+            out |= fields_read(value, depth + 1)
+        elif isinstance(key, str):
+            out.add(key.split(".", 1)[0])
+    return out
+
+
 def _compile(node: Any, where: str, problems: list[Problem], depth: int) -> tuple[Condition, bool]:
     if depth > MAX_DEPTH:
         problems.append(Problem(where, f"conditions nested deeper than {MAX_DEPTH} levels"))

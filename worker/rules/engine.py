@@ -40,10 +40,17 @@ class RuleSet:
     budgets: tuple[BudgetDef, ...]
     source: str = "<memory>"
     model_ids: frozenset[str] = field(default=frozenset(), repr=False)
+    #: First segments of every field path the rules' conditions read.
+    reads: frozenset[str] = field(default=frozenset(), repr=False)
     _memo: tuple[dict[Outcome, TraceEntry], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_memo", tuple({} for _ in self.rules))
+
+    @property
+    def reads_budget(self) -> bool:
+        """Whether any condition looks at budget counters (then jobs fetch them before deciding)."""
+        return not self.reads.isdisjoint(("budget", "budget_remaining"))
 
     def models(self) -> frozenset[str]:
         """Every model id a tier or an enabled rule can name (for catalog and price checks)."""

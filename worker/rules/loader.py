@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from worker.budget.config import BudgetConfigError, BudgetDef, parse_budgets
-from worker.rules.conditions import compile_condition
+from worker.catalog import Catalog
+from worker.rules.conditions import compile_condition, fields_read
 from worker.rules.engine import RuleSet
 from worker.rules.model import Rule, freeze, thaw
+from worker.rules.models_check import unknown_models
 from worker.rules.problems import Problem, RulesError, child_path
 from worker.rules.provider import check_params, check_provider
 from worker.rules.values import kind, show
@@ -29,7 +31,7 @@ from worker.shipped import PolicyFile, as_policy_file, rules_file
 DEFAULT_MAX_TOKENS: Final = 1024
 SCHEMA_VERSION: Final = 1
 
-_TOP_KEYS: Final = ("version", "timezone", "tiers", "defaults", "budgets", "rules")
+_TOP_KEYS: Final = ("version", "timezone", "tiers", "defaults", "budgets", "rules", "allow_unknown_models")
 _DEFAULT_KEYS: Final = ("max_tokens", "provider", "params")
 _RULE_KEYS: Final = (
     "name", "priority", "when", "model", "tier", "fallbacks",
@@ -40,7 +42,9 @@ _MODEL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9
 _TIER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def load_rules(path: str | os.PathLike[str] | PolicyFile | None = None) -> RuleSet:
+def load_rules(
+    path: str | os.PathLike[str] | PolicyFile | None = None, *, catalog: Catalog | None = None
+) -> RuleSet:
     """Read, parse and compile a rules file (default: ``$ROUTEQ_RULES``, else the shipped rules);
     any failure is a :class:`RulesError`."""
     file = rules_file() if path is None else as_policy_file(path)
@@ -52,7 +56,7 @@ def load_rules(path: str | os.PathLike[str] | PolicyFile | None = None) -> RuleS
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise RulesError([Problem("$", f"invalid JSON in {file}: {exc}")]) from exc
-    return compile_rules(doc, source=str(file))
+    return compile_rules(doc, source=str(file), catalog=catalog)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,13 @@ class _Defaults:
     params: Mapping[str, Any]
 
 
-def compile_rules(doc: Mapping[str, Any], *, source: str = "<memory>") -> RuleSet:
-    """Validate a parsed document (e.g. from Redis for hot reload) into a :class:`RuleSet`."""
+def compile_rules(
+    doc: Mapping[str, Any], *, source: str = "<memory>", catalog: Catalog | None = None
+) -> RuleSet:
+    """Validate a parsed document (e.g. from Redis for hot reload) into a :class:`RuleSet`.
+
+    With a ``catalog``, every model id the document names must be in it (see ``models_check``).
+    """
     problems: list[Problem] = []
     if not isinstance(doc, Mapping):
         raise RulesError([Problem("$", f"expected an object, got {kind(doc)}")])
@@ -78,10 +87,18 @@ def compile_rules(doc: Mapping[str, Any], *, source: str = "<memory>") -> RuleSe
     defaults = _defaults(doc.get("defaults", {}), problems)
     budgets = _budgets(doc.get("budgets", []), problems)
     rules = _rules(doc.get("rules"), tiers, defaults, problems)
+    allow_unknown = doc.get("allow_unknown_models", False)
+    if not isinstance(allow_unknown, bool):
+        message = f"expected true or false, got {kind(allow_unknown)}"
+        problems.append(Problem("$.allow_unknown_models", message))
+    if catalog is not None:
+        problems.extend(unknown_models(doc, catalog))
     version_hash = _version_hash(doc, problems)
     if problems:
         raise RulesError(problems)
     model_ids = frozenset(tiers.values()) | {m for rule in rules for m in (rule.model, *rule.fallbacks)}
+    raw_rules: list[Any] = list(doc.get("rules") or ())  # valid by now
+    reads = frozenset().union(*(fields_read(r.get("when", {})) for r in raw_rules if isinstance(r, Mapping)))
     return RuleSet(
         version=version_hash,
         timezone=timezone,
@@ -90,6 +107,7 @@ def compile_rules(doc: Mapping[str, Any], *, source: str = "<memory>") -> RuleSe
         budgets=budgets,
         source=source,
         model_ids=model_ids,
+        reads=reads,
     )
 
 

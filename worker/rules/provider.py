@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from worker.reserved import RESERVED_PARAMS
 from worker.rules.problems import Problem, child_path
 from worker.rules.values import is_number, kind, show
 
@@ -42,17 +43,6 @@ _PROVIDER_CHECKS: Final[Mapping[str, tuple[Callable[[Any], bool], str]]] = {
     "max_price": (lambda v: isinstance(v, Mapping), "an object"),
 }
 
-#: Request fields routeq sets itself; a rule overriding them would bypass routing or budgets.
-_RESERVED_PARAMS: Final[Mapping[str, str]] = {
-    "model": "use the rule's model/tier",
-    "models": "use the rule's fallbacks",
-    "messages": "messages come from the job",
-    "max_tokens": "use the rule's max_tokens",
-    "max_completion_tokens": "use the rule's max_tokens (budgets reserve against it)",
-    "provider": "use the rule's provider",
-    "stream": "results are written whole",
-}
-
 
 def check_provider(value: Any, where: str, problems: list[Problem]) -> dict[str, Any] | None:
     """The provider object if valid (None values are passed through as OpenRouter allows)."""
@@ -80,6 +70,6 @@ def check_params(value: Any, where: str, problems: list[Problem]) -> dict[str, A
     for key in value:
         if not isinstance(key, str):
             problems.append(Problem(where, f"parameter names must be strings, got {show(key)}"))
-        elif key in _RESERVED_PARAMS:
-            problems.append(Problem(child_path(where, key), f"not allowed here: {_RESERVED_PARAMS[key]}"))
+        elif key in RESERVED_PARAMS:
+            problems.append(Problem(child_path(where, key), f"not allowed here: {RESERVED_PARAMS[key]}"))
     return dict(value) if len(problems) == before else None

@@ -1,34 +1,37 @@
--- Claim up to N ready jobs across queues in priority order, in one round trip.
--- Replaces arq's per-id WATCH/EXISTS/ZSCORE/MULTI claim (4 round trips per id, repeated for every
--- in-flight id at the head of the queue). A claimed job stays in its queue zset, as arq expects,
--- but its score moves to the moment its in-progress key expires: running jobs leave the ready
--- range (so each claim reads only ready ids), and a job whose worker died becomes ready again
--- exactly when arq would re-run it.
+-- Claim up to N ready jobs across queues in priority order, and hand back all each one needs,
+-- in one round trip (arq reads each job in four: WATCH, GET, INCR its try count, MULTI).
+-- A claimed job stays in its queue zset, but its score moves to the moment its claim expires:
+-- running jobs leave the ready range, so each claim reads only ready ids, and a job whose worker
+-- died becomes ready again when its claim runs out. The score is the only lease.
 -- KEYS = queue zsets, highest priority first.
--- ARGV[1] = now ms, ARGV[2] = ids to scan per queue, ARGV[3] = in-progress ttl ms,
--- ARGV[4..] = max jobs to claim from each queue (same order as KEYS).
--- Returns a flat list: id, score, queue index (1-based), ...
-local now, scan, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local out = {}
+-- ARGV[1] = now ms, ARGV[2] = claim ms, ARGV[3] = key prefix, ARGV[4] = try counter ttl ms,
+-- ARGV[5..] = max jobs to claim from each queue (in KEYS order).
+-- Returns {control, jobs}: control = {active rules version, active catalog version} (false when
+-- none), so a worker notices an activation it missed on pub/sub at no extra cost; jobs is a flat
+-- list of id, queue index (1-based), try number, envelope (false if gone), has a result (0/1).
+local now, claim_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local prefix, try_ttl = ARGV[3], tonumber(ARGV[4])
+local jobs = {}
 local claimed_total = 0
 for q = 1, #KEYS do
-  local want = tonumber(ARGV[3 + q]) - claimed_total
+  local want = tonumber(ARGV[4 + q]) - claimed_total
   if want > 0 then
-    local got = 0
-    local ids = redis.call('ZRANGEBYSCORE', KEYS[q], '-inf', now, 'WITHSCORES', 'LIMIT', 0, scan)
-    for i = 1, #ids, 2 do
-      local key = 'arq:in-progress:' .. ids[i]
-      if redis.call('EXISTS', key) == 0 then
-        redis.call('SET', key, '1', 'PX', ttl)
-        redis.call('ZADD', KEYS[q], 'XX', tonumber(now) + ttl, ids[i])
-        out[#out + 1] = ids[i]
-        out[#out + 1] = ids[i + 1]
-        out[#out + 1] = q
-        got = got + 1
-        if got >= want then break end
-      end
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[q], '-inf', now, 'LIMIT', 0, want)
+    for _, id in ipairs(ids) do
+      redis.call('ZADD', KEYS[q], 'XX', now + claim_ms, id)
+      local try_key = prefix .. 'try:' .. id
+      local try = redis.call('INCR', try_key)
+      redis.call('PEXPIRE', try_key, try_ttl)
+      local has_result = 0
+      if try > 1 then has_result = redis.call('EXISTS', prefix .. 'result:' .. id) end
+      jobs[#jobs + 1] = id
+      jobs[#jobs + 1] = q
+      jobs[#jobs + 1] = try
+      jobs[#jobs + 1] = redis.call('GET', prefix .. 'job:' .. id)
+      jobs[#jobs + 1] = has_result
     end
-    claimed_total = claimed_total + got
+    claimed_total = claimed_total + #ids
   end
 end
-return out
+local control = {redis.call('GET', prefix .. 'rules:active'), redis.call('GET', prefix .. 'catalog:active')}
+return {control, jobs}

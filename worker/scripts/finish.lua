@@ -1,26 +1,75 @@
--- Write a job's result once, wake its waiters and record the decision, atomically.
--- A job can run twice under arq's at-least-once delivery: the first result wins (SET NX) and
--- only that run notifies and appends to the decision stream.
--- KEYS[1] result, KEYS[2] done list, KEYS[3] decisions stream, KEYS[4] failed zset,
--- KEYS[5] batch done list (optional)
--- ARGV[1] result json, ARGV[2] ttl s, ARGV[3] job id, ARGV[4] stream maxlen, ARGV[5] status,
--- ARGV[6] now ms, ARGV[7..] decision fields (name, value, ...)
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  return 0
+--! include budget_common.lua
+-- Finish a job in one atomic step: settle its budget reservation, write its result once, wake
+-- its waiters, index a failure as a dead letter, record the decision, and drop the job's own
+-- keys. A job can run twice (a worker died mid-job): the first result wins (SET NX) and only
+-- that run notifies and records; every run settles its own reservation.
+-- KEYS[1] result, [2] done list, [3] decisions stream, [4] failed zset, [5] failed-job doc,
+-- [6] job envelope, [7] try counter, [8] queue zset, [9] batch done list, [10] reservation,
+-- [11] reservation leases, [12] budget alert stream
+-- ARGV[1] result json, [2] ttl s, [3] job id, [4] decisions maxlen, [5] status, [6] now ms,
+-- [7] failed job doc ('' = none), [8] batch ('1' = push to the batch list), [9] amount to
+-- charge the reservation ('' = no reservation), [10] reservation keep s, [11] reservation id,
+-- [12] n decision items, [13] n budget fragments, then the decision items (field, value, ...),
+-- then the budget fragments: one '{"name":…,"scope":…,"window":…' per counter of the reservation.
+-- A result whose JSON ends with "budget":"@budget"} gets those counters, settled, in its place.
+-- Returns {written (0/1), settle reply ({} when there is no reservation)}.
+local job, ttl, status = ARGV[3], tonumber(ARGV[2]), ARGV[5]
+local rid, n_fields, n_frags = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local FIRST = 14
+local PLACEHOLDER = '"budget":"@budget"}'
+
+local function usd(n)
+  n = tonumber(n) or 0
+  local sign = ''
+  if n < 0 then sign, n = '-', -n end
+  local whole = math.floor(n / 1000000000)
+  return sign .. string.format('%d.%09d', whole, n - whole * 1000000000)
+end
+
+-- 1. Settle: replace the reservation by what this run cost.
+local settled, doc = {}, ARGV[1]
+if ARGV[9] ~= '' then
+  local fired = {}
+  local r, changed = settle_resv(KEYS[10], KEYS[11], KEYS[12], rid, ARGV[9], tonumber(ARGV[10]), fired)
+  if r then
+    local rows = states(r.keys)
+    settled = {r.state, changed, r.amount, r.charged, rows, fired}
+    if n_frags == #rows and string.sub(doc, -#PLACEHOLDER) == PLACEHOLDER then
+      local lines = {}
+      for i, row in ipairs(rows) do
+        lines[i] = ARGV[FIRST - 1 + n_fields + i] .. ',"spent_usd":"' .. usd(row[2]) .. '","reserved_usd":"' ..
+          usd(row[3]) .. '","limit_usd":"' .. usd(row[4]) .. '"}'
+      end
+      doc = string.sub(doc, 1, -#PLACEHOLDER - 1) .. '"budget":[' .. table.concat(lines, ',') .. ']}'
+    end
+  end
+end
+if string.sub(doc, -#PLACEHOLDER) == PLACEHOLDER then
+  doc = string.sub(doc, 1, -#PLACEHOLDER - 1) .. '"budget":[]}'
+end
+
+-- 2. The job's own keys go, whichever run this is.
+redis.call('DEL', KEYS[6], KEYS[7])
+redis.call('ZREM', KEYS[8], job)
+
+-- 3. The result, once.
+if not redis.call('SET', KEYS[1], doc, 'NX', 'EX', ttl) then
+  return {0, settled}
 end
 redis.call('RPUSH', KEYS[2], '1')
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-if KEYS[5] then
-  redis.call('RPUSH', KEYS[5], ARGV[3])
-  redis.call('EXPIRE', KEYS[5], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ttl)
+if ARGV[8] == '1' then
+  redis.call('RPUSH', KEYS[9], job)
+  redis.call('EXPIRE', KEYS[9], ttl)
 end
-if ARGV[5] == 'failed' then
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[3])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[6]) - tonumber(ARGV[2]) * 1000)
+if status == 'failed' then
+  redis.call('ZADD', KEYS[4], ARGV[6], job)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[6]) - ttl * 1000)
+  if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl) end
 end
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-if #fields > 0 then
+if n_fields > 0 then
+  local fields = {}
+  for i = FIRST, FIRST - 1 + n_fields do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
 end
-return 1
+return {1, settled}

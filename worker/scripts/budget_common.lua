@@ -83,3 +83,28 @@ local function close(resv, r, job, leases, stream, charged, new_state, keep_s, f
   redis.call('EXPIRE', resv, keep_s)
   redis.call('ZREM', leases, job)
 end
+
+-- Replace a reservation by the actual cost, once (shared by settle.lua and finish.lua).
+-- open      -> give back the reservation, charge `actual` (even above it: real money), close.
+-- settled   -> return the recorded outcome, change nothing.
+-- reclaimed -> the lease expired and the full reservation was charged; the first late report
+--              charges only what it exceeds that by (never refunds), later ones change nothing.
+-- Returns the reservation table (nil if there is none) and whether anything changed.
+local function settle_resv(resv, leases, stream, job, actual, keep_s, fired)
+  local r = load_resv(resv)
+  if not r then return nil, 0 end
+  local changed = 0
+  if r.state == 'open' then
+    close(resv, r, job, leases, stream, actual, 'settled', keep_s, fired)
+    r.state, r.charged, changed = 'settled', actual, 1
+  elseif r.state == 'reclaimed' and not r.late_actual then
+    redis.call('HSET', resv, 'late_actual', actual)
+    local extra = tonumber(actual) - tonumber(r.charged)
+    if extra > 0 then
+      charge(r.keys, string.format('%d', extra), job, stream, fired)
+      redis.call('HSET', resv, 'charged', actual)
+      r.charged, changed = actual, 1
+    end
+  end
+  return r, changed
+end

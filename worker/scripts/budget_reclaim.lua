@@ -1,3 +1,4 @@
+--! include budget_common.lua
 -- Close reservations whose lease ran out, charging the full reserved amount (conservative: the
 -- worker may have spent it and can no longer say).
 -- KEYS: leases, alert stream;  ARGV: resv key prefix, now_ms|'' (Redis clock), limit, keep_s

@@ -1,3 +1,4 @@
+--! include budget_common.lua
 -- Zero `spent` and forget fired alerts on existing counters. `reserved` stays: in-flight jobs
 -- still settle against it, and dropping it would drive the counter negative.
 -- KEYS: counters;  returns how many existed

@@ -1,0 +1,106 @@
+"""The routing step of a job, pure: classify, decide, and keep the models that can serve it.
+
+No I/O: budget counters the rules may read arrive as ``computed``; the clock as ``now``. The
+result, a :class:`Route`, is what the later steps (breaker, budget, call) work from and what the
+result document's ``routing`` block is built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from producer_client.contract import Job, Routing, Skip, TraceItem
+from worker.catalog import Catalog
+from worker.classify import TaskTypeSource, classified_context
+from worker.eligibility import Needs, filter_chain, needs_of
+from worker.rules import Decision, RuleSet
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One consistent routing policy: the rules and the catalog they were compiled against.
+
+    A worker swaps its whole Policy at once on a hot reload; a job routes with the one it read
+    when it started, from start to result.
+    """
+
+    rules: RuleSet
+    catalog: Catalog
+    number: int | None = None  # the rules version number in Redis; None: read from a file
+
+
+@dataclass(frozen=True)
+class Route:
+    decision: Decision
+    context: Mapping[str, Any]
+    task_source: TaskTypeSource
+    chain: tuple[str, ...]
+    skipped: tuple[Skip, ...]
+    max_tokens: int
+    needs: Needs
+    rules_number: int | None = None
+
+    @property
+    def model(self) -> str:
+        return self.chain[0] if self.chain else self.decision.model
+
+    def without(self, tripped: Sequence[Skip]) -> Route:
+        """The same route minus models the breaker says to skip now."""
+        dropped = {s.model for s in tripped}
+        return replace(
+            self, chain=tuple(m for m in self.chain if m not in dropped), skipped=(*self.skipped, *tripped)
+        )
+
+    def same_call(self, other: Route) -> bool:
+        """Whether two routes make the same upstream request (so a reservation for one fits both)."""
+        return (self.decision.rule, self.chain, self.max_tokens) == (
+            other.decision.rule, other.chain, other.max_tokens
+        )
+
+    def routing(self) -> Routing:
+        d = self.decision
+        return Routing(
+            rule=d.rule,
+            rules_version=d.rules_version,
+            rules_number=self.rules_number,
+            task_type=self.context.get("task_type"),
+            task_type_source=self.task_source,
+            model=self.model,
+            chain=list(self.chain),
+            skipped=list(self.skipped),
+            max_tokens=self.max_tokens,
+            trace=[TraceItem(rule=t.rule, matched=t.matched, why=t.why) for t in d.trace],
+        )
+
+
+def route(
+    policy: Policy,
+    job: Job,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    now: datetime,
+    computed: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    task_source: TaskTypeSource | None = None,
+) -> Route:
+    """Decide for ``job``. ``context``/``task_source`` reuse an earlier classification."""
+    if context is None or task_source is None:
+        context, task_source = classified_context(job.context.model_dump(), messages)
+    decision = policy.rules.decide(context, messages=messages, now=now, computed=computed)
+    max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
+    needs = needs_of(job, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
+    chain, skipped = filter_chain(decision.chain, policy.catalog, needs)
+    return Route(decision, context, task_source, tuple(chain), tuple(skipped), max_tokens, needs,
+                 policy.number)
+
+
+def chain_skips(chain: Sequence[str], reasons: Mapping[str, str | None]) -> list[Skip]:
+    return [Skip(model=m, reason=r) for m in chain if (r := reasons.get(m)) is not None]
+
+
+def skip_text(skips: Sequence[Skip]) -> str:
+    return "; ".join(f"{s.model}: {s.reason}" for s in skips)
+
