@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from producer_client.client import Client, Handle
     from producer_client.contract import Job, Result
-    from producer_client.errors import InvalidJob, QueueFull, RedisUnavailable, ResultTimeout, RouteqError
+    from producer_client.errors import (
+        InvalidFeedback,
+        InvalidJob,
+        QueueFull,
+        RedisUnavailable,
+        ResultTimeout,
+        RouteqError,
+        UnknownJob,
+    )
     from producer_client.sync import SyncClient
 
 _HOME = {
@@ -20,17 +28,20 @@ _HOME = {
     "Handle": "client",
     "Job": "contract",
     "Result": "contract",
+    "InvalidFeedback": "errors",
     "InvalidJob": "errors",
     "QueueFull": "errors",
     "RedisUnavailable": "errors",
     "ResultTimeout": "errors",
     "RouteqError": "errors",
+    "UnknownJob": "errors",
     "SyncClient": "sync",
 }
 
 __all__ = [
     "Client",
     "Handle",
+    "InvalidFeedback",
     "InvalidJob",
     "Job",
     "QueueFull",
@@ -39,6 +50,7 @@ __all__ = [
     "ResultTimeout",
     "RouteqError",
     "SyncClient",
+    "UnknownJob",
 ]
 
 

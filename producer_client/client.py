@@ -26,7 +26,13 @@ from producer_client.cancel import raise_if_cancelled
 from producer_client.connection import connect, redact, redis_url
 from producer_client.contract import Job, Result, parse_result
 from producer_client.envvars import env_int, env_str
-from producer_client.errors import QueueFull, RedisUnavailable, ResultTimeout
+from producer_client.errors import (
+    InvalidFeedback,
+    QueueFull,
+    RedisUnavailable,
+    ResultTimeout,
+    UnknownJob,
+)
 from producer_client.jobs import build_job, new_job_id
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.lua import lua_script
@@ -96,6 +102,7 @@ class Client:
         self._where = url_for_errors
         self._enqueue = redis.register_script(lua_script("producer_client", "enqueue.lua"))
         self._take_token = redis.register_script(lua_script("producer_client", "take_token.lua"))
+        self._feedback = redis.register_script(lua_script("producer_client", "feedback.lua"))
         self._script_loaded = False
         self.served = ServedCheck(redis, self.keys)
 
@@ -253,6 +260,30 @@ class Client:
             await self._call(self.redis.script_load(self._enqueue.script))
             todo = missing
         raise RedisUnavailable(f"Redis at {self._where} keeps losing the enqueue script")
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    async def feedback(
+        self, job_id: str, score: float | None = None, label: str | None = None, comment: str | None = None
+    ) -> bool:
+        """Record how good a job's answer was: ``score`` in [0, 1] and/or a ``label``.
+
+        It joins the job's routing (rule, served model, experiment variant, task type, tenant) in
+        the rollups that reports and ``routeq suggest`` read, for ``ROUTEQ_FEEDBACK_TTL_S`` (30 days)
+        after the job finished, even once its result expired. A second feedback for the same job
+        replaces the first. Returns True if it replaced one; UnknownJob for a job routeq has no
+        record of; InvalidFeedback for a score or label it cannot take.
+        """
+        args: list[str | int] = [_score_arg(score), _label_arg(label), comment or "", int(time.time() * 1000)]
+        if args[0] == "" and args[1] == "":
+            raise InvalidFeedback("give a score, a label, or both")
+        reply = await self._call(self._feedback(
+            keys=[self.keys.feedback_ref(check_id(job_id, "job_id")), self.keys.feedback(job_id)], args=args
+        ))
+        if _text(reply[0]) == "unknown":
+            raise UnknownJob(f"no finished job {job_id!r} to give feedback on (unknown id, not finished "
+                             "yet, or finished longer ago than ROUTEQ_FEEDBACK_TTL_S)")
+        return bool(int(reply[1]))
 
     # -- reading results ----------------------------------------------------------------------
 
@@ -415,6 +446,22 @@ class _DoneWindow:
         done_key = _text(popped[0])
         await c._give_back(done_key, done_key.removeprefix(c.keys.done("")), popped[1])
         return self._window
+
+
+def _score_arg(score: float | None) -> str:
+    if score is None:
+        return ""
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise InvalidFeedback(f"score must be a number in [0, 1], got {score!r}")
+    return repr(float(score))
+
+
+def _label_arg(label: str | None) -> str:
+    if label is None:
+        return ""
+    if not isinstance(label, str) or not 0 < len(label) <= 64 or "|" in label or not label.isprintable():
+        raise InvalidFeedback(f"label must be 1-64 printable characters without '|', got {label!r}")
+    return label
 
 
 def _text(value: bytes | str) -> str:

@@ -124,6 +124,22 @@ class Skip(_Strict):
     reason: str
 
 
+class ExperimentInfo(_Strict):
+    name: str
+    variant: str
+    unit_hash: str = Field(description="sha256 of the unit's value (the value itself is never stored)")
+    unit: str = Field(description="the context path the unit came from, or 'job_id' when the job had none")
+
+
+class EscalationStep(_Strict):
+    """One step of a validated cascade: the model asked and why its answer was not accepted."""
+
+    model: str
+    accepted: bool
+    reason: str
+    cost_usd: str = "0.000000000"
+
+
 class Routing(_Strict):
     rule: str
     rules_version: str = Field(description="sha256 of the rules document that decided")
@@ -140,6 +156,8 @@ class Routing(_Strict):
     provider: str | None = None
     attempts: list[AttemptInfo] = Field(default_factory=list)
     trace: list[TraceItem] = Field(default_factory=list)
+    experiment: ExperimentInfo | None = None
+    escalations: list[EscalationStep] = Field(default_factory=list)
 
 
 class Usage(_Strict):

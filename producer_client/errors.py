@@ -13,6 +13,14 @@ class InvalidJob(RouteqError, ValueError):
     """The job does not match the wire contract; nothing was enqueued."""
 
 
+class InvalidFeedback(RouteqError, ValueError):
+    """A feedback score or label that routeq cannot take; nothing was recorded."""
+
+
+class UnknownJob(RouteqError, LookupError):
+    """No record of this job id (never submitted, not finished yet, or too long ago)."""
+
+
 class QueueFull(RouteqError):
     """The queue is at its configured maximum depth (backpressure); nothing was enqueued."""
 

@@ -68,6 +68,84 @@ class Keys:
         """Sorted set of worker names scored by their last heartbeat (epoch ms), to show lost ones."""
         return f"{self.prefix}workers"
 
+    # -- versioned rules (owner: ``routeq rules``; kept until deleted by hand) ------------------
+
+    def rules_version(self, number: int) -> str:
+        """Hash of one immutable rules version: doc, hash, message, created_ms, by."""
+        return f"{self.prefix}rules:v:{number}"
+
+    @property
+    def rules_next(self) -> str:
+        """Counter of rules version numbers (INCR gives the next one)."""
+        return f"{self.prefix}rules:next"
+
+    @property
+    def rules_active(self) -> str:
+        """The active rules version number; absent: workers use their rules file."""
+        return f"{self.prefix}rules:active"
+
+    @property
+    def rules_audit(self) -> str:
+        """Stream of pushes and activations: who, when, what."""
+        return f"{self.prefix}rules:audit"
+
+    @property
+    def rules_changed(self) -> str:
+        """Pub/sub channel: an activation tells every worker at once."""
+        return f"{self.prefix}rules:changed"
+
+    # -- the model catalog (owner: ``routeq catalog sync`` and the workers' refresh) -------------
+
+    def catalog_version(self, number: int) -> str:
+        """Hash of one validated catalog version: doc, fetched_ms, models, refused, source."""
+        return f"{self.prefix}catalog:v:{number}"
+
+    @property
+    def catalog_next(self) -> str:
+        return f"{self.prefix}catalog:next"
+
+    @property
+    def catalog_active(self) -> str:
+        """The catalog version number workers use; absent: the shipped snapshot."""
+        return f"{self.prefix}catalog:active"
+
+    @property
+    def catalog_lock(self) -> str:
+        """One syncing worker at a time (SET NX PX)."""
+        return f"{self.prefix}catalog:lock"
+
+    @property
+    def catalog_report(self) -> str:
+        """The last sync attempt's outcome (JSON), kept or refused and why."""
+        return f"{self.prefix}catalog:report"
+
+    @property
+    def catalog_changed(self) -> str:
+        """Pub/sub channel: a new active catalog."""
+        return f"{self.prefix}catalog:changed"
+
+    # -- outcomes (TTL: ROUTEQ_ROLLUP_DAYS, ROUTEQ_FEEDBACK_TTL_S) ---------------------------------
+
+    def rollup(self, hour: str) -> str:
+        """Hourly aggregate (``hour`` = ``YYYYMMDDHH`` UTC): one hash field per dimensions|metric."""
+        return f"{self.prefix}rollup:{hour}"
+
+    def rollup_dim(self, name: str) -> str:
+        """Set of the values a rollup dimension has taken (bounded; the rest fold into "other")."""
+        return f"{self.prefix}rollup:dim:{name}"
+
+    def experiment_units(self, experiment: str, variant: str) -> str:
+        """HyperLogLog of the unit hashes an experiment's variant has seen."""
+        return f"{self.prefix}exp:{experiment}:{variant}:units"
+
+    def feedback_ref(self, job_id: str) -> str:
+        """Where a job's feedback goes: its rollup hour and dimensions (outlives the result)."""
+        return f"{self.prefix}fbref:{job_id}"
+
+    def feedback(self, job_id: str) -> str:
+        """A job's feedback: score, label, comment, at (replaced by a second feedback)."""
+        return f"{self.prefix}feedback:{job_id}"
+
 
 def glob_escape(text: str) -> str:
     """``text`` as a literal inside a SCAN MATCH pattern (a prefix may hold ``*`` or ``[``)."""

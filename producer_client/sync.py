@@ -143,6 +143,11 @@ class SyncClient:
             if not self._closed:
                 self._run(agen.aclose())
 
+    def feedback(
+        self, job_id: str, score: float | None = None, label: str | None = None, comment: str | None = None
+    ) -> bool:
+        return self._run(self.client.feedback(job_id, score, label, comment))
+
     def queue_depth(self, queue: str | None = None) -> int:
         return self._run(self.client.queue_depth(queue))
 

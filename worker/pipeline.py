@@ -128,7 +128,7 @@ class Pipeline:
 
         def decide(computed: Any) -> Route:
             return route(run.policy, run.job, run.messages, now=now, computed=computed,
-                         context=context, task_source=source)
+                         context=context, task_source=source, job_id=run.inp.job_id)
 
         chosen = self._eligible(run, decide(view))
         if isinstance(chosen, Finish):

@@ -24,7 +24,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from producer_client.contract import Job, Result
 from producer_client.keys import Keys
 from producer_client.lua import lua_script
+from producer_client.money import usd_to_nano
 from worker.budget import Settlement, replies
+from worker.rollup_format import CAPS, DIMENSIONS, dims_of, hour_of, metrics_of
 from worker.spend import Hold
 
 log = logging.getLogger("routeq.results")
@@ -44,6 +46,10 @@ class Finish:
     job: Job | None = None  # a failed job's document is kept with its result, for ``routeq retry``
     messages: Sequence[Any] | None = None  # for the decision stream (hashed unless stored)
 
+    @property
+    def tenant(self) -> str | None:
+        return self.job.context.tenant if self.job is not None else None
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -60,6 +66,8 @@ class ResultStore:
     store_prompts: bool = False
     retry_for_s: float = 60.0
     reservation_keep_s: int = 7 * 86_400
+    rollup_ttl_s: int = 90 * 86_400  # 0: no rollups
+    feedback_ttl_s: int = 30 * 86_400
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_script", self.redis.register_script(lua_script("worker", "finish.lua")))
@@ -69,16 +77,21 @@ class ResultStore:
         job_id = f.result.job_id
         k = self.keys
         prefix = f"{k.prefix}resv:"
+        result = f.result
+        exp = result.routing.experiment if result.routing else None
         keys = [
             k.result(job_id), k.done(job_id), k.decisions, k.failed, k.failed_job(job_id), k.job(job_id),
             k.tries(job_id), f.queue_key, k.batch_done(f.batch_id or "-"),
             prefix + (f.hold.rid if f.hold else job_id), f"{k.prefix}resv-leases", f"{k.prefix}budget:alerts",
+            k.rollup(hour_of(time.time())), *(k.rollup_dim(d) for d in DIMENSIONS),
+            k.experiment_units(exp.name, exp.variant) if exp else k.experiment_units("-", "-"),
+            k.feedback_ref(job_id),
         ]
         settle = f.hold is not None and f.hold.active
         fields = self._decision_fields(f.result, f.messages)
         fragments = f.hold.fragments() if settle and f.hold else []
         args: list[Any] = [
-            self._document(f.result, placeholder=settle),
+            self._document(result, placeholder=settle),
             self.ttl_s,
             job_id,
             self.decisions_maxlen,
@@ -93,6 +106,7 @@ class ResultStore:
             len(fragments),
             *fields,
             *fragments,
+            *self._rollup(result, f.tenant),
         ]
         reply = await self._call(job_id, keys, args)
         written, settled = int(reply[0]), reply[1]
@@ -110,6 +124,21 @@ class ResultStore:
                 log.warning("finishing job %s failed (%s); retrying in %.1fs", job_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _rollup(self, result: Result, tenant: str | None) -> list[Any]:
+        """The rollup part of the finish script's arguments (``[0]``: rollups are off)."""
+        if not self.rollup_ttl_s:
+            return [0]
+        exp = result.routing.experiment if result.routing else None
+        dims = dims_of(result, tenant)
+        cost = usd_to_nano(result.usage.cost_usd) if result.usage else 0
+        items: list[Any] = [
+            self.rollup_ttl_s, self.feedback_ttl_s, exp.unit_hash if exp else "", cost,
+            result.timing.total_ms,
+            *dims.values(), *(CAPS[d] for d in DIMENSIONS),
+            *(x for pair in metrics_of(result) for x in pair),
+        ]
+        return [len(items), *items]
 
     @staticmethod
     def _document(result: Result, *, placeholder: bool) -> bytes:

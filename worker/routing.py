@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from producer_client.contract import Job, Routing, Skip, TraceItem
+from producer_client.contract import ExperimentInfo, Job, Routing, Skip, TraceItem
 from worker.catalog import Catalog
 from worker.classify import TaskTypeSource, classified_context
 from worker.eligibility import Needs, filter_chain, needs_of
@@ -73,6 +73,10 @@ class Route:
             skipped=list(self.skipped),
             max_tokens=self.max_tokens,
             trace=[TraceItem(rule=t.rule, matched=t.matched, why=t.why) for t in d.trace],
+            experiment=None if d.experiment is None else ExperimentInfo(
+                name=d.experiment.experiment, variant=d.experiment.variant.name,
+                unit_hash=d.experiment.unit_hash, unit=d.experiment.unit,
+            ),
         )
 
 
@@ -85,11 +89,13 @@ def route(
     computed: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
     task_source: TaskTypeSource | None = None,
+    job_id: str | None = None,
 ) -> Route:
-    """Decide for ``job``. ``context``/``task_source`` reuse an earlier classification."""
+    """Decide for ``job``. ``context``/``task_source`` reuse an earlier classification; ``job_id``
+    assigns an experiment's variant when the context lacks the experiment's unit."""
     if context is None or task_source is None:
         context, task_source = classified_context(job.context.model_dump(), messages)
-    decision = policy.rules.decide(context, messages=messages, now=now, computed=computed)
+    decision = policy.rules.decide(context, messages=messages, now=now, computed=computed, job_id=job_id)
     max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
     needs = needs_of(job, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
     chain, skipped = filter_chain(decision.chain, policy.catalog, needs)

@@ -65,7 +65,8 @@ def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Se
     pipeline = Pipeline(ref, client, spend, HealthCache(health), upstream_budget_s=settings.upstream_budget_s,
                         max_tries=settings.max_tries)
     results = ResultStore(redis, keys, ttl_s=settings.result_ttl_s,
-                          decisions_maxlen=settings.decisions_maxlen, store_prompts=settings.store_prompts)
+                          decisions_maxlen=settings.decisions_maxlen, store_prompts=settings.store_prompts,
+                          rollup_ttl_s=settings.rollup_days * 86_400, feedback_ttl_s=settings.feedback_ttl_s)
     stats = WorkerStats()
     return Services(
         settings=settings,

@@ -50,6 +50,8 @@ class WorkerSettings:
     reclaim_every_s: float = 15.0
     lease_margin_s: float = 60.0
     heartbeat_s: float = 2.0
+    rollup_days: int = 90  # 0: no rollups
+    feedback_ttl_s: int = 30 * 86_400
     rules_path: Path | None = None
     catalog_path: Path | None = None
     log_level: str = "INFO"
@@ -105,6 +107,8 @@ class WorkerSettings:
             reclaim_every_s=env_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
             lease_margin_s=env_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
             heartbeat_s=env_float(e, "ROUTEQ_HEARTBEAT_S", 2.0, low=0.1),
+            rollup_days=env_int(e, "ROUTEQ_ROLLUP_DAYS", 90, low=0),
+            feedback_ttl_s=env_int(e, "ROUTEQ_FEEDBACK_TTL_S", 30 * 86_400, low=1),
             rules_path=Path(rules) if rules else None,
             catalog_path=Path(catalog) if catalog else None,
             log_level=env_choice(e, "ROUTEQ_LOG_LEVEL", "INFO", LOG_LEVELS),

@@ -15,7 +15,7 @@ from typing import Any
 
 from producer_client.client import Client
 from producer_client.contract import Result, json_schemas
-from producer_client.errors import InvalidJob, ResultTimeout
+from producer_client.errors import InvalidFeedback, InvalidJob, ResultTimeout, UnknownJob
 from producer_client.keys import QUEUES
 from worker.cli import exits
 from worker.cli.common import fail, parse_json_arg, print_json
@@ -45,6 +45,14 @@ def register(sub: Any) -> None:
 
     s = sub.add_parser("schema", help="print the JSON Schema of the job and the result")
     s.set_defaults(func=_schema)
+
+    f = sub.add_parser("feedback", help="record how good a job's answer was (score 0-1 and/or a label)")
+    f.add_argument("job_id")
+    f.add_argument("--score", type=float, help="quality in [0, 1]")
+    f.add_argument("--label", help="a label, e.g. 'correct' or 'wrong-language'")
+    f.add_argument("--comment", help="free text, kept with the feedback")
+    f.add_argument("--redis", help="Redis URL (default: $REDIS_URL)")
+    f.set_defaults(func=_feedback)
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -129,6 +137,21 @@ def _result(args: argparse.Namespace) -> int:
         return asyncio.run(go())
     except ResultTimeout as exc:
         return fail(str(exc), exits.FAILED)
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    async def go() -> bool:
+        async with Client.from_url(args.redis) as client:
+            return await client.feedback(args.job_id, args.score, args.label, args.comment)
+
+    try:
+        replaced = asyncio.run(go())
+    except (InvalidFeedback, InvalidJob) as exc:
+        return fail(str(exc), exits.USAGE)
+    except UnknownJob as exc:
+        return fail(str(exc), exits.FAILED)
+    print(f"feedback recorded for {args.job_id}" + (" (replacing the earlier one)" if replaced else ""))
+    return exits.OK
 
 
 def _print(res: Result, pretty: bool) -> int:

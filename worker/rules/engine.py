@@ -14,7 +14,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from worker.budget.config import BudgetDef
-from worker.rules.model import Decision, Rule, TraceEntry, new_decision, new_trace_entry
+from worker.rules.experiments import Experiment
+from worker.rules.model import Decision, Rule, TraceEntry, new_decision, new_trace_entry, with_variant
 from worker.rules.scope import Scope
 from worker.rules.values import TRUE, UNKNOWN, Outcome
 
@@ -42,6 +43,8 @@ class RuleSet:
     model_ids: frozenset[str] = field(default=frozenset(), repr=False)
     #: First segments of every field path the rules' conditions read.
     reads: frozenset[str] = field(default=frozenset(), repr=False)
+    #: Experiments by the name of the rule they split.
+    experiments: Mapping[str, Experiment] = field(default_factory=dict, repr=False)
     _memo: tuple[dict[Outcome, TraceEntry], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,12 +66,14 @@ class RuleSet:
         messages: Sequence[Mapping[str, Any]] = (),
         now: datetime | None = None,
         computed: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
     ) -> Decision:
         """The first matching rule's decision. Never raises: an unevaluable rule just doesn't match.
 
         ``computed`` values shadow ``context`` fields of the same name in conditions;
         ``messages`` only feed ``prompt_tokens_est`` when neither carries a usable one;
-        ``now`` (default: the current time; naive means UTC) feeds ``hour`` and ``weekday``.
+        ``now`` (default: the current time; naive means UTC) feeds ``hour`` and ``weekday``;
+        ``job_id`` assigns experiment variants to jobs whose context lacks the experiment's unit.
         """
         scope = Scope(context, messages or (), now, computed, self.timezone)
         trace: list[TraceEntry] = []
@@ -86,4 +91,8 @@ class RuleSet:
             trace.append(entry)
             if entry.matched:
                 break
-        return new_decision(rule, tuple(trace), self.version, scope.prompt_tokens())
+        decision = new_decision(rule, tuple(trace), self.version, scope.prompt_tokens())
+        experiment = self.experiments.get(rule.name) if self.experiments else None
+        if experiment is None:
+            return decision
+        return with_variant(decision, experiment.assign(context, job_id))

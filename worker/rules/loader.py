@@ -21,6 +21,7 @@ from worker.budget.config import BudgetConfigError, BudgetDef, parse_budgets
 from worker.catalog import Catalog
 from worker.rules.conditions import compile_condition, fields_read
 from worker.rules.engine import RuleSet
+from worker.rules.experiments import RuleFacts, compile_experiments
 from worker.rules.model import Rule, freeze, thaw
 from worker.rules.models_check import unknown_models
 from worker.rules.problems import Problem, RulesError, child_path
@@ -31,7 +32,9 @@ from worker.shipped import PolicyFile, as_policy_file, rules_file
 DEFAULT_MAX_TOKENS: Final = 1024
 SCHEMA_VERSION: Final = 1
 
-_TOP_KEYS: Final = ("version", "timezone", "tiers", "defaults", "budgets", "rules", "allow_unknown_models")
+_TOP_KEYS: Final = (
+    "version", "timezone", "tiers", "defaults", "budgets", "rules", "experiments", "allow_unknown_models",
+)  # fmt: skip
 _DEFAULT_KEYS: Final = ("max_tokens", "provider", "params")
 _RULE_KEYS: Final = (
     "name", "priority", "when", "model", "tier", "fallbacks",
@@ -87,6 +90,8 @@ def compile_rules(
     defaults = _defaults(doc.get("defaults", {}), problems)
     budgets = _budgets(doc.get("budgets", []), problems)
     rules = _rules(doc.get("rules"), tiers, defaults, problems)
+    facts = RuleFacts(frozenset(r.name for r in rules), tiers)
+    experiments = compile_experiments(doc.get("experiments"), facts, problems, is_model_id=_is_model_id)
     allow_unknown = doc.get("allow_unknown_models", False)
     if not isinstance(allow_unknown, bool):
         message = f"expected true or false, got {kind(allow_unknown)}"
@@ -97,6 +102,8 @@ def compile_rules(
     if problems:
         raise RulesError(problems)
     model_ids = frozenset(tiers.values()) | {m for rule in rules for m in (rule.model, *rule.fallbacks)}
+    variants = [v for e in experiments.values() for v in e.variants]
+    model_ids |= {m for v in variants for m in (v.model, *(v.fallbacks or ())) if m}
     raw_rules: list[Any] = list(doc.get("rules") or ())  # valid by now
     reads = frozenset().union(*(fields_read(r.get("when", {})) for r in raw_rules if isinstance(r, Mapping)))
     return RuleSet(
@@ -108,6 +115,7 @@ def compile_rules(
         source=source,
         model_ids=model_ids,
         reads=reads,
+        experiments=experiments,
     )
 
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from worker.rules.condition import Condition
+from worker.rules.experiments import Assignment
 
 
 def freeze(value: Any) -> Any:
@@ -74,6 +75,7 @@ class Decision:
     trace: tuple[TraceEntry, ...]
     rules_version: str
     prompt_tokens_est: int
+    experiment: Assignment | None = None
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -92,6 +94,10 @@ class Decision:
             "params": thaw(self.params),
             "rules_version": self.rules_version,
             "prompt_tokens_est": self.prompt_tokens_est,
+            "experiment": None if self.experiment is None else {
+                "name": self.experiment.experiment, "variant": self.experiment.variant.name,
+                "unit_hash": self.experiment.unit_hash, "unit": self.experiment.unit,
+            },
             "trace": [{"rule": t.rule, "matched": t.matched, "why": t.why} for t in self.trace],
         }
 
@@ -123,4 +129,26 @@ def new_decision(rule: Rule, trace: tuple[TraceEntry, ...], rules_version: str, 
     fields["trace"] = trace
     fields["rules_version"] = rules_version
     fields["prompt_tokens_est"] = tokens
+    fields["experiment"] = None
     return decision
+
+
+def with_variant(decision: Decision, a: Assignment) -> Decision:
+    """The decision as the assigned variant changes it (control: unchanged), traced."""
+    v = a.variant
+    out = _new(Decision)
+    fields = out.__dict__
+    fields.update(decision.__dict__)
+    model = v.model or decision.model
+    fallbacks = v.fallbacks if v.fallbacks is not None else decision.fallbacks
+    fields["model"] = model
+    fields["fallbacks"] = tuple(dict.fromkeys(m for m in fallbacks if m != model))
+    if v.max_tokens is not None:
+        fields["max_tokens"] = v.max_tokens
+    if v.params is not None:
+        fields["params"] = freeze({**decision.params, **v.params})
+    if v.provider is not None:
+        fields["provider"] = freeze({**(decision.provider or {}), **v.provider})
+    fields["trace"] = (*decision.trace, new_trace_entry(a.experiment, True, a.why))
+    fields["experiment"] = a
+    return out

@@ -41,12 +41,21 @@ def _mentions(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield child_path("$.tiers", str(name)), model
     rules = doc.get("rules")
     for i, rule in enumerate(rules if isinstance(rules, list) else ()):
-        if not isinstance(rule, Mapping):
-            continue
-        where = f"$.rules[{i}]"
-        if isinstance(rule.get("model"), str) and "/" in rule["model"]:
-            yield f"{where}.model", rule["model"]
-        fallbacks = rule.get("fallbacks")
-        for j, entry in enumerate(fallbacks if isinstance(fallbacks, list) else ()):
-            if isinstance(entry, str) and "/" in entry:
-                yield f"{where}.fallbacks[{j}]", entry
+        yield from _model_fields(rule, f"$.rules[{i}]")
+    experiments = doc.get("experiments")
+    for i, exp in enumerate(experiments if isinstance(experiments, list) else ()):
+        variants = exp.get("variants") if isinstance(exp, Mapping) else None
+        for j, variant in enumerate(variants if isinstance(variants, list) else ()):
+            yield from _model_fields(variant, f"$.experiments[{i}].variants[{j}]")
+
+
+def _model_fields(item: Any, where: str) -> Iterator[tuple[str, str]]:
+    """A rule's or a variant's ``model`` and ``fallbacks`` that look like model ids."""
+    if not isinstance(item, Mapping):
+        return
+    if isinstance(item.get("model"), str) and "/" in item["model"]:
+        yield f"{where}.model", item["model"]
+    fallbacks = item.get("fallbacks")
+    for j, entry in enumerate(fallbacks if isinstance(fallbacks, list) else ()):
+        if isinstance(entry, str) and "/" in entry:
+            yield f"{where}.fallbacks[{j}]", entry

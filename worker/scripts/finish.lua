@@ -5,17 +5,22 @@
 -- that run notifies and records; every run settles its own reservation.
 -- KEYS[1] result, [2] done list, [3] decisions stream, [4] failed zset, [5] failed-job doc,
 -- [6] job envelope, [7] try counter, [8] queue zset, [9] batch done list, [10] reservation,
--- [11] reservation leases, [12] budget alert stream
+-- [11] reservation leases, [12] budget alert stream, [13] rollup hash of the hour,
+-- [14..18] the rollup dimensions' value sets, [19] the experiment variant's units (HyperLogLog),
+-- [20] the job's feedback reference
 -- ARGV[1] result json, [2] ttl s, [3] job id, [4] decisions maxlen, [5] status, [6] now ms,
 -- [7] failed job doc ('' = none), [8] batch ('1' = push to the batch list), [9] amount to
 -- charge the reservation ('' = no reservation), [10] reservation keep s, [11] reservation id,
 -- [12] n decision items, [13] n budget fragments, then the decision items (field, value, ...),
--- then the budget fragments: one '{"name":…,"scope":…,"window":…' per counter of the reservation.
+-- then the budget fragments: one '{"name":…,"scope":…,"window":…' per counter of the reservation,
+-- then the rollup: n items (0 = none), then rollup ttl s, feedback ttl s, unit hash ('' = no
+-- experiment), cost nano, latency ms, the 5 dimension values, their 5 caps, metric, increment, ...
 -- A result whose JSON ends with "budget":"@budget"} gets those counters, settled, in its place.
 -- Returns {written (0/1), settle reply ({} when there is no reservation)}.
 local job, ttl, status = ARGV[3], tonumber(ARGV[2]), ARGV[5]
 local rid, n_fields, n_frags = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
 local FIRST = 14
+local ROLLUP = FIRST + n_fields + n_frags
 local PLACEHOLDER = '"budget":"@budget"}'
 
 local function usd(n)
@@ -71,5 +76,34 @@ if n_fields > 0 then
   local fields = {}
   for i = FIRST, FIRST - 1 + n_fields do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
+end
+
+-- 4. The hour's rollup: each dimension value is kept if its set has room, else folded into
+-- 'other' (bounded cardinality); then one HINCRBY per metric. The feedback reference remembers
+-- where this job's quality score must go, for longer than the result lives.
+local n_rollup = tonumber(ARGV[ROLLUP]) or 0
+if n_rollup > 0 then
+  local r = ROLLUP + 1
+  local rollup_ttl, fb_ttl, unit = tonumber(ARGV[r]), tonumber(ARGV[r + 1]), ARGV[r + 2]
+  local cost, latency = ARGV[r + 3], ARGV[r + 4]
+  local dims = {}
+  for i = 1, 5 do
+    local value, cap, set = ARGV[r + 4 + i], tonumber(ARGV[r + 9 + i]), KEYS[13 + i]
+    if value ~= '-' and redis.call('SISMEMBER', set, value) == 0 then
+      if redis.call('SCARD', set) < cap then redis.call('SADD', set, value) else value = 'other' end
+    end
+    redis.call('EXPIRE', set, rollup_ttl)
+    dims[i] = value
+  end
+  local prefix = table.concat(dims, '|') .. '|'
+  for i = r + 15, ROLLUP + n_rollup - 1, 2 do
+    redis.call('HINCRBY', KEYS[13], prefix .. ARGV[i], ARGV[i + 1])
+  end
+  redis.call('EXPIRE', KEYS[13], rollup_ttl)
+  if unit ~= '' then
+    redis.call('PFADD', KEYS[19], unit)
+    redis.call('EXPIRE', KEYS[19], rollup_ttl)
+  end
+  redis.call('SET', KEYS[20], KEYS[13] .. '\t' .. prefix .. '\t' .. cost .. '\t' .. latency, 'EX', fb_ttl)
 end
 return {1, settled}
