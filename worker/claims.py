@@ -64,6 +64,11 @@ class Claimer:
         ]
         return Control(_text_or_none(control[0]), _text_or_none(control[1])), jobs
 
+    async def control(self) -> Control:
+        """The active rules and catalog versions, read alone (at start-up, before any claim)."""
+        rules, catalog = await self.redis.mget([self.keys.rules_active, self.keys.catalog_active])
+        return Control(_text_or_none(rules), _text_or_none(catalog))
+
     async def release(self, job: Claimed) -> None:
         """Put a job whose run was cut (shutdown) back in its queue, ready at once."""
         await self.redis.zadd(job.queue_key, {job.job_id: int(time.time() * 1000)}, xx=True)

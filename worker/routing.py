@@ -8,7 +8,7 @@ result document's ``routing`` block is built from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ class Policy:
     rules: RuleSet
     catalog: Catalog
     number: int | None = None  # the rules version number in Redis; None: read from a file
+    doc: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # for recompiles
 
 
 @dataclass(frozen=True)

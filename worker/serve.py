@@ -13,17 +13,17 @@ import sys
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from producer_client.cancel import raise_if_cancelled
 from producer_client.connection import connect, redact
 from worker.budget.ledger import BudgetLedger
 from worker.catalog import CatalogError
-from worker.claims import Control
 from worker.heartbeat import Beat, Heartbeat
 from worker.logs import configure_logging
 from worker.openrouter.keycheck import KeyCheckFailed, check_key
+from worker.reload import PolicyState, PolicyWatcher, redis_rules
 from worker.routing import Policy
 from worker.rules import RulesError
 from worker.runner import RouteqWorker
@@ -51,14 +51,20 @@ def build_worker(
     pool = pool or connect(settings.redis_url, socket_timeout_s=30.0)
     services = build_services(settings, pool, policy)
     keys = services.keys
+    watcher = PolicyWatcher(services.policy, file_rules=policy.rules, file_doc=policy.doc,
+                            load_rules=redis_rules(pool, keys))
     heartbeat = Heartbeat(
         pool, keys,
         Beat(settings.worker_name, settings.queues, settings.max_jobs, settings.heartbeat_s,
              routeq_version()),
-        lambda: _live(services, worker),
+        lambda: _live(services, worker, watcher.state),
     )
 
     async def on_startup(ctx: dict[str, Any]) -> None:
+        try:
+            await watcher.follow_now(await services.claimer.control())
+        except (RedisError, OSError) as exc:
+            log.warning("cannot read the active rules version yet (%s); starting on the rules file", exc)
         ctx["heartbeat"] = asyncio.create_task(heartbeat.run())
         ctx["reclaimer"] = asyncio.create_task(reclaim_forever(services.ledger, settings.reclaim_every_s))
 
@@ -67,18 +73,17 @@ def build_worker(
             task = ctx.pop(name, None)
             if task is not None:
                 task.cancel()
+        await watcher.aclose()
         await heartbeat.stop()
         await services.aclose()
-
-    async def on_control(control: Control) -> None:
-        return None  # hot reload (worker/reload.py) hooks in here
 
     worker = RouteqWorker(
         claimer=services.claimer,
         jobs=services.jobs,
         interactive_reserve=settings.interactive_reserve,
-        wake_channels=tuple(keys.wake(q) for q in services.claimer.queue_keys),
-        on_control=on_control,
+        wake_channels=(*(keys.wake(q) for q in services.claimer.queue_keys), keys.rules_changed,
+                       keys.catalog_changed),
+        on_control=watcher.on_control,
         redis_pool=pool,
         ctx={"routeq": services},
         on_startup=on_startup,
@@ -94,7 +99,7 @@ def build_worker(
     return worker
 
 
-def _live(services: Services, worker: RouteqWorker) -> dict[str, Any]:
+def _live(services: Services, worker: RouteqWorker, state: PolicyState) -> dict[str, Any]:
     stats = services.stats
     policy = services.policy.current
     return {
@@ -104,9 +109,13 @@ def _live(services: Services, worker: RouteqWorker) -> dict[str, Any]:
         "by_status": dict(stats.by_status),
         "rules_version": policy.rules.version,
         "rules_number": policy.number,
-        "catalog_version": None,
-        "last_error": stats.last_error,
-        "last_error_at": stats.last_error_at,
+        "rules_since": state.since,
+        "rules_error": state.error,
+        "rules_error_at": state.error_at,
+        "catalog_version": state.catalog_number,
+        "catalog_models": len(policy.catalog),
+        "last_error": stats.last_error or state.error,
+        "last_error_at": stats.last_error_at or state.error_at,
     }
 
 

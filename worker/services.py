@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 
 from producer_client.keys import Keys
@@ -25,11 +26,13 @@ from worker.stats import WorkerStats
 
 
 def load_policy(settings: WorkerSettings) -> Policy:
-    """Catalog, then the rules checked against it; raises RulesError naming every problem (or
-    CatalogError) before any job is taken."""
+    """Catalog, then the rules file checked against it; raises RulesError naming every problem (or
+    CatalogError) before any job is taken. The policy keeps the file's document, to recompile it
+    when the catalog changes."""
     catalog = Catalog.load(settings.catalog_path or shipped(CATALOG))
-    rules = load_rules(settings.rules_path or shipped(RULES), catalog=catalog)
-    return Policy(rules, catalog)
+    source = settings.rules_path or shipped(RULES)
+    rules = load_rules(source, catalog=catalog)
+    return Policy(rules, catalog, None, orjson.loads(source.read_bytes()))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 #: Distributions of the ``worker`` extra, by import name.
-WORKER_EXTRA = frozenset({"arq", "httpx", "httpx_aiohttp", "aiohttp", "h11", "fakeredis", "lupa"})
+WORKER_EXTRA = frozenset(
+    {"arq", "httpx", "httpx_aiohttp", "aiohttp", "h11", "fakeredis", "lupa", "prometheus_client"}
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,12 +22,16 @@ from worker.tokens import estimate_prompt_tokens
 _EMPTY: Final[Mapping[str, Any]] = {}
 
 
+#: Larger estimates are held at this: no model reads more, and the count stays a 32-bit JSON int.
+MAX_TOKENS: Final = 2**31 - 1
+
+
 def _valid_token_count(value: Any) -> int | None:
-    """A caller-supplied token estimate, if it is a usable count (floats round up)."""
+    """A caller-supplied token estimate, if it is a usable count (floats round up; capped)."""
     if type(value) is int and value >= 0:
-        return value
+        return min(value, MAX_TOKENS)
     if type(value) is float and math.isfinite(value) and value >= 0:
-        return math.ceil(value)
+        return min(math.ceil(value), MAX_TOKENS)
     return None
 
 
