@@ -32,6 +32,8 @@ from worker.spend import Hold
 log = logging.getLogger("routeq.results")
 
 _PLACEHOLDER = "@budget"
+_US, _RS = "\x1f", "\x1e"  # unit and record separators of the packed script arguments
+_CAPS = tuple(CAPS[d] for d in DIMENSIONS)
 
 
 @dataclass(frozen=True)
@@ -74,41 +76,31 @@ class ResultStore:
 
     async def finish(self, f: Finish) -> Finished:
         """Run the finish script, retrying through Redis outages for up to ``retry_for_s``."""
-        job_id = f.result.job_id
-        k = self.keys
-        prefix = f"{k.prefix}resv:"
         result = f.result
+        job_id = result.job_id
+        hold = f.hold if f.hold is not None and f.hold.active else None
         exp = result.routing.experiment if result.routing else None
-        keys = [
-            k.result(job_id), k.done(job_id), k.decisions, k.failed, k.failed_job(job_id), k.job(job_id),
-            k.tries(job_id), f.queue_key, k.batch_done(f.batch_id or "-"),
-            prefix + (f.hold.rid if f.hold else job_id), f"{k.prefix}resv-leases", f"{k.prefix}budget:alerts",
-            k.rollup(hour_of(time.time())), *(k.rollup_dim(d) for d in DIMENSIONS),
-            k.experiment_units(exp.name, exp.variant) if exp else k.experiment_units("-", "-"),
-            k.feedback_ref(job_id),
-        ]
-        settle = f.hold is not None and f.hold.active
-        fields = self._decision_fields(f.result, f.messages)
-        fragments = f.hold.fragments() if settle and f.hold else []
+        now = time.time()
         args: list[Any] = [
-            self._document(result, placeholder=settle),
-            self.ttl_s,
+            self.keys.prefix,
             job_id,
+            f.queue_key,
+            self._document(result, placeholder=hold is not None),
+            self.ttl_s,
+            result.status,
+            int(now * 1000),
             self.decisions_maxlen,
-            f.result.status,
-            int(time.time() * 1000),
-            f.job.model_dump_json() if f.job is not None and f.result.status == "failed" else "",
-            "1" if f.batch_id else "0",
-            f.charge_nano if settle else "",
+            f.job.model_dump_json() if f.job is not None and result.status == "failed" else "",
+            f.batch_id or "",
+            hold.rid if hold else "",
+            f.charge_nano if hold else 0,
             self.reservation_keep_s,
-            f.hold.rid if settle and f.hold else "",
-            len(fields),
-            len(fragments),
-            *fields,
-            *fragments,
-            *self._rollup(result, f.tenant),
+            _packed(self._decision_fields(result, f.messages)),
+            _RS.join(hold.fragments()) if hold else "",
+            _packed(self._rollup(result, f.tenant, now)),
+            self.keys.experiment_units(exp.name, exp.variant) if exp else "",
         ]
-        reply = await self._call(job_id, keys, args)
+        reply = await self._call(job_id, [], args)
         written, settled = int(reply[0]), reply[1]
         return Finished(bool(written), replies.settlement(job_id, settled) if settled else None)
 
@@ -125,20 +117,17 @@ class ResultStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _rollup(self, result: Result, tenant: str | None) -> list[Any]:
-        """The rollup part of the finish script's arguments (``[0]``: rollups are off)."""
+    def _rollup(self, result: Result, tenant: str | None, now: float) -> list[Any]:
+        """The rollup argument's items (none: rollups are off)."""
         if not self.rollup_ttl_s:
-            return [0]
+            return []
         exp = result.routing.experiment if result.routing else None
-        dims = dims_of(result, tenant)
         cost = usd_to_nano(result.usage.cost_usd) if result.usage else 0
-        items: list[Any] = [
-            self.rollup_ttl_s, self.feedback_ttl_s, exp.unit_hash if exp else "", cost,
-            result.timing.total_ms,
-            *dims.values(), *(CAPS[d] for d in DIMENSIONS),
+        return [
+            hour_of(now), self.rollup_ttl_s, self.feedback_ttl_s, exp.unit_hash if exp else "", cost,
+            result.timing.total_ms, *dims_of(result, tenant).values(), *_CAPS,
             *(x for pair in metrics_of(result) for x in pair),
         ]
-        return [len(items), *items]
 
     @staticmethod
     def _document(result: Result, *, placeholder: bool) -> bytes:
@@ -174,3 +163,9 @@ class ResultStore:
             else:
                 fields["prompt_sha256"] = hashlib.sha256(blob).hexdigest()
         return [x for kv in fields.items() for x in kv]
+
+
+def _packed(items: list[Any]) -> str:
+    """One script argument from many: unit-separated, with the separators a value might hold
+    (a free-text rule name, say) replaced, so a value can never shift the ones after it."""
+    return _US.join(s if _US not in (s := str(x)) else s.replace(_US, " ") for x in items)

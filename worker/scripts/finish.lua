@@ -1,27 +1,40 @@
 --! include budget_common.lua
 -- Finish a job in one atomic step: settle its budget reservation, write its result once, wake
--- its waiters, index a failure as a dead letter, record the decision, and drop the job's own
--- keys. A job can run twice (a worker died mid-job): the first result wins (SET NX) and only
--- that run notifies and records; every run settles its own reservation.
--- KEYS[1] result, [2] done list, [3] decisions stream, [4] failed zset, [5] failed-job doc,
--- [6] job envelope, [7] try counter, [8] queue zset, [9] batch done list, [10] reservation,
--- [11] reservation leases, [12] budget alert stream, [13] rollup hash of the hour,
--- [14..18] the rollup dimensions' value sets, [19] the experiment variant's units (HyperLogLog),
--- [20] the job's feedback reference
--- ARGV[1] result json, [2] ttl s, [3] job id, [4] decisions maxlen, [5] status, [6] now ms,
--- [7] failed job doc ('' = none), [8] batch ('1' = push to the batch list), [9] amount to
--- charge the reservation ('' = no reservation), [10] reservation keep s, [11] reservation id,
--- [12] n decision items, [13] n budget fragments, then the decision items (field, value, ...),
--- then the budget fragments: one '{"name":…,"scope":…,"window":…' per counter of the reservation,
--- then the rollup: n items (0 = none), then rollup ttl s, feedback ttl s, unit hash ('' = no
--- experiment), cost nano, latency ms, the 5 dimension values, their 5 caps, metric, increment, ...
--- A result whose JSON ends with "budget":"@budget"} gets those counters, settled, in its place.
+-- its waiters, index a failure as a dead letter, record the decision, add the job to the hour's
+-- rollup, and drop the job's own keys. A job can run twice (a worker died mid-job): the first
+-- result wins (SET NX) and only that run notifies and records; every run settles its own
+-- reservation.
+-- Keys are derived here from the prefix and the job's ids (each script's keys stay derivable from
+-- the job id and its queue), and lists travel packed, one argument each: a finished job costs
+-- one round trip of ~16 short arguments instead of a hundred.
+-- ARGV[1] key prefix, [2] job id, [3] queue zset key, [4] result json, [5] result ttl s,
+-- [6] status, [7] now ms, [8] decisions stream maxlen, [9] failed job doc ('' = none),
+-- [10] batch id ('' = none), [11] reservation id ('' = none), [12] amount to charge it,
+-- [13] reservation keep s, [14] decision fields 'name US value US ...' ('' = none),
+-- [15] budget fragments RS-separated: '{"name":…,"scope":…,"window":…' per counter,
+-- [16] rollup 'hour US rollup ttl US feedback ttl US unit hash US cost US latency US 5 dimension
+--      values US 5 caps US metric US increment ...' ('' = none), [17] experiment units key ('' = none)
+-- (US = \31, RS = \30). A result whose JSON ends with "budget":"@budget"} gets the reservation's
+-- counters, settled, in its place.
 -- Returns {written (0/1), settle reply ({} when there is no reservation)}.
-local job, ttl, status = ARGV[3], tonumber(ARGV[2]), ARGV[5]
-local rid, n_fields, n_frags = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
-local FIRST = 14
-local ROLLUP = FIRST + n_fields + n_frags
+local P, job, queue = ARGV[1], ARGV[2], ARGV[3]
+local ttl, status, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local batch, rid = ARGV[10], ARGV[11]
 local PLACEHOLDER = '"budget":"@budget"}'
+
+local function split(s, sep)
+  local out, start = {}, 1
+  if s == '' then return out end
+  while true do
+    local i = string.find(s, sep, start, true)
+    if not i then
+      out[#out + 1] = string.sub(s, start)
+      return out
+    end
+    out[#out + 1] = string.sub(s, start, i - 1)
+    start = i + 1
+  end
+end
 
 local function usd(n)
   n = tonumber(n) or 0
@@ -32,17 +45,19 @@ local function usd(n)
 end
 
 -- 1. Settle: replace the reservation by what this run cost.
-local settled, doc = {}, ARGV[1]
-if ARGV[9] ~= '' then
+local settled, doc = {}, ARGV[4]
+if rid ~= '' then
   local fired = {}
-  local r, changed = settle_resv(KEYS[10], KEYS[11], KEYS[12], rid, ARGV[9], tonumber(ARGV[10]), fired)
+  local r, changed = settle_resv(P .. 'resv:' .. rid, P .. 'resv-leases', P .. 'budget:alerts', rid,
+    ARGV[12], tonumber(ARGV[13]), fired)
   if r then
     local rows = states(r.keys)
     settled = {r.state, changed, r.amount, r.charged, rows, fired}
-    if n_frags == #rows and string.sub(doc, -#PLACEHOLDER) == PLACEHOLDER then
+    local frags = split(ARGV[15], '\30')
+    if #frags == #rows and string.sub(doc, -#PLACEHOLDER) == PLACEHOLDER then
       local lines = {}
       for i, row in ipairs(rows) do
-        lines[i] = ARGV[FIRST - 1 + n_fields + i] .. ',"spent_usd":"' .. usd(row[2]) .. '","reserved_usd":"' ..
+        lines[i] = frags[i] .. ',"spent_usd":"' .. usd(row[2]) .. '","reserved_usd":"' ..
           usd(row[3]) .. '","limit_usd":"' .. usd(row[4]) .. '"}'
       end
       doc = string.sub(doc, 1, -#PLACEHOLDER - 1) .. '"budget":[' .. table.concat(lines, ',') .. ']}'
@@ -54,41 +69,43 @@ if string.sub(doc, -#PLACEHOLDER) == PLACEHOLDER then
 end
 
 -- 2. The job's own keys go, whichever run this is.
-redis.call('DEL', KEYS[6], KEYS[7])
-redis.call('ZREM', KEYS[8], job)
+redis.call('DEL', P .. 'job:' .. job, P .. 'try:' .. job)
+redis.call('ZREM', queue, job)
 
 -- 3. The result, once.
-if not redis.call('SET', KEYS[1], doc, 'NX', 'EX', ttl) then
+local result = P .. 'result:' .. job
+if not redis.call('SET', result, doc, 'NX', 'EX', ttl) then
   return {0, settled}
 end
-redis.call('RPUSH', KEYS[2], '1')
-redis.call('EXPIRE', KEYS[2], ttl)
-if ARGV[8] == '1' then
-  redis.call('RPUSH', KEYS[9], job)
-  redis.call('EXPIRE', KEYS[9], ttl)
+local done = P .. 'done:' .. job
+redis.call('RPUSH', done, '1')
+redis.call('EXPIRE', done, ttl)
+if batch ~= '' then
+  local list = P .. 'batch:' .. batch .. ':done'
+  redis.call('RPUSH', list, job)
+  redis.call('EXPIRE', list, ttl)
 end
 if status == 'failed' then
-  redis.call('ZADD', KEYS[4], ARGV[6], job)
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[6]) - ttl * 1000)
-  if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl) end
+  local failed = P .. 'failed'
+  redis.call('ZADD', failed, now, job)
+  redis.call('ZREMRANGEBYSCORE', failed, '-inf', tonumber(now) - ttl * 1000)
+  if ARGV[9] ~= '' then redis.call('SET', P .. 'failedjob:' .. job, ARGV[9], 'EX', ttl) end
 end
-if n_fields > 0 then
-  local fields = {}
-  for i = FIRST, FIRST - 1 + n_fields do fields[#fields + 1] = ARGV[i] end
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
+if ARGV[14] ~= '' then
+  redis.call('XADD', P .. 'decisions', 'MAXLEN', '~', ARGV[8], '*', unpack(split(ARGV[14], '\31')))
 end
 
 -- 4. The hour's rollup: each dimension value is kept if its set has room, else folded into
 -- 'other' (bounded cardinality); then one HINCRBY per metric. The feedback reference remembers
 -- where this job's quality score must go, for longer than the result lives.
-local n_rollup = tonumber(ARGV[ROLLUP]) or 0
-if n_rollup > 0 then
-  local r = ROLLUP + 1
-  local rollup_ttl, fb_ttl, unit = tonumber(ARGV[r]), tonumber(ARGV[r + 1]), ARGV[r + 2]
-  local cost, latency = ARGV[r + 3], ARGV[r + 4]
+if ARGV[16] ~= '' then
+  local r = split(ARGV[16], '\31')
+  local hour = P .. 'rollup:' .. r[1]
+  local rollup_ttl, fb_ttl, unit = tonumber(r[2]), tonumber(r[3]), r[4]
+  local names = {'rule', 'model', 'variant', 'task_type', 'tenant'}
   local dims = {}
   for i = 1, 5 do
-    local value, cap, set = ARGV[r + 4 + i], tonumber(ARGV[r + 9 + i]), KEYS[13 + i]
+    local value, cap, set = r[6 + i], tonumber(r[11 + i]), P .. 'rollup:dim:' .. names[i]
     if value ~= '-' and redis.call('SISMEMBER', set, value) == 0 then
       if redis.call('SCARD', set) < cap then redis.call('SADD', set, value) else value = 'other' end
     end
@@ -96,14 +113,14 @@ if n_rollup > 0 then
     dims[i] = value
   end
   local prefix = table.concat(dims, '|') .. '|'
-  for i = r + 15, ROLLUP + n_rollup - 1, 2 do
-    redis.call('HINCRBY', KEYS[13], prefix .. ARGV[i], ARGV[i + 1])
+  for i = 17, #r - 1, 2 do
+    redis.call('HINCRBY', hour, prefix .. r[i], r[i + 1])
   end
-  redis.call('EXPIRE', KEYS[13], rollup_ttl)
-  if unit ~= '' then
-    redis.call('PFADD', KEYS[19], unit)
-    redis.call('EXPIRE', KEYS[19], rollup_ttl)
+  redis.call('EXPIRE', hour, rollup_ttl)
+  if unit ~= '' and ARGV[17] ~= '' then
+    redis.call('PFADD', ARGV[17], unit)
+    redis.call('EXPIRE', ARGV[17], rollup_ttl)
   end
-  redis.call('SET', KEYS[20], KEYS[13] .. '\t' .. prefix .. '\t' .. cost .. '\t' .. latency, 'EX', fb_ttl)
+  redis.call('SET', P .. 'fbref:' .. job, hour .. '\t' .. prefix .. '\t' .. r[5] .. '\t' .. r[6], 'EX', fb_ttl)
 end
 return {1, settled}
