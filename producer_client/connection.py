@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer_client.envvars import SettingsError
+from producer_client.lean_redis import lean_pool
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -69,7 +70,7 @@ def connect(
     """A pooled async client; connections open lazily, so this never blocks. A URL redis-py
     cannot use is a SettingsError naming ``REDIS_URL``."""
     check_redis_url(url)
-    client: Redis = redis_class.from_url(
+    pool = lean_pool(
         url,
         socket_connect_timeout=connect_timeout_s,
         socket_timeout=socket_timeout_s,
@@ -78,4 +79,6 @@ def connect(
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         max_connections=max_connections,
     )
+    client: Redis = redis_class(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes the pool it owns
     return client

@@ -102,7 +102,7 @@ async def test_without_batch_id_a_window_of_done_lists_catches_every_job(
     ids = [h.job_id for h in await client.submit_many(specs(600))]
     worker = FakeWorker(redis)
     finishing = asyncio.create_task(worker.finish_all(ids[::-1]))
-    got = await collect(client, ids, timeout=10)
+    got = await collect(client, ids, timeout=60)  # correctness, not speed: generous on a busy machine
     await finishing
     assert sorted(r.job_id for r in got) == ids
     assert len(got) == len(ids)

@@ -33,11 +33,17 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.health_cmd",
     "worker.cli.deadletter_cmd",
     "worker.cli.batch_cmd",
+    "worker.cli.status_cmd",
+    "worker.cli.dashboard_cmd",
+    "worker.cli.catalog_cmd",
+    "worker.cli.report_cmd",
+    "worker.cli.suggest_cmd",
+    "worker.cli.export_cmd",
 )
 
 #: Distributions of the ``worker`` extra, by import name.
 WORKER_EXTRA = frozenset(
-    {"arq", "httpx", "httpx_aiohttp", "aiohttp", "h11", "fakeredis", "lupa", "prometheus_client"}
+    {"arq", "httpx", "aiohttp", "h11", "fakeredis", "lupa", "prometheus_client"}
 )
 
 

@@ -34,9 +34,9 @@ from .errors import (
     shorten,
 )
 from .models import Attempt, ChatRequest, Completion
+from .poster import TRANSPORT_ERRORS, AiohttpPoster, HttpxPoster, Poster
 from .response import models_before, parse_response
 from .settings import OpenRouterSettings
-from .transport import default_transport
 
 logger = logging.getLogger("routeq.openrouter")
 
@@ -65,14 +65,10 @@ class OpenRouterClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._url = settings.chat_url
-        self._http = httpx.AsyncClient(
-            headers=_headers(settings),
-            transport=transport if transport is not None else default_transport(settings),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            timeout=httpx.Timeout(settings.attempt_timeout_s, connect=settings.connect_timeout_s),
+        headers = _headers(settings)
+        self._poster: Poster = (
+            HttpxPoster(self._url, headers, transport) if transport is not None
+            else AiohttpPoster(self._url, headers, max_connections=settings.max_connections)
         )
 
     def __repr__(self) -> str:
@@ -90,7 +86,7 @@ class OpenRouterClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._poster.aclose()
 
     async def complete(
         self,
@@ -162,14 +158,15 @@ class OpenRouterClient:
         left = self._time_left(deadline)
         if left is not None:
             budget = min(budget, left)
-        timeout = httpx.Timeout(budget, connect=min(self._settings.connect_timeout_s, budget))
         outcome: Completion | Failure
         started = self._clock()
         unknown = False
         try:
             async with asyncio.timeout(budget):
-                response = await self._http.post(self._url, content=content, timeout=timeout)
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+                response = await self._poster.post(
+                    content, timeout=budget, connect_timeout=min(self._settings.connect_timeout_s, budget)
+                )
+        except TRANSPORT_ERRORS as exc:
             failure = classify_exception(exc)
             unknown = failure.outcome_unknown
             outcome = Failure(
@@ -177,8 +174,8 @@ class OpenRouterClient:
             )
             status: int | None = None
         else:
-            status = response.status_code
-            outcome = parse_response(status, response.headers, response.content, window)
+            status = response.status
+            outcome = parse_response(status, response.headers, response.body, window)
         latency_ms = max(0, round((self._clock() - started) * 1000))
         attempt = self._record(window, outcome, status, latency_ms, unknown)
         logger.debug(

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from worker.error_kinds import retryable
@@ -149,13 +150,20 @@ def classify_exception(exc: BaseException) -> TransportFailure:
     """
     detail = str(exc)
     message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
+    if isinstance(exc, _NOT_SENT):
         return TransportFailure("connection_error", message, outcome_unknown=False)
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | aiohttp.ServerTimeoutError):
         return TransportFailure("timeout", message, outcome_unknown=True)
-    if isinstance(exc, httpx.DecodingError):
+    if isinstance(exc, httpx.DecodingError | aiohttp.ContentTypeError | aiohttp.ClientPayloadError):
         return TransportFailure("invalid_response", message, outcome_unknown=True)
     return TransportFailure("network", message, outcome_unknown=True)
+
+
+#: Failures before the request left: nothing reached OpenRouter, nothing can be billed.
+_NOT_SENT = (
+    httpx.ConnectError, httpx.ConnectTimeout, ConnectionRefusedError,
+    aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError,
+)
 
 
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from producer_client.money import MoneyError, usd_to_nano
@@ -30,7 +29,7 @@ _RAW_CHARS = 65_536
 
 def parse_response(
     status: int,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     content: bytes,
     window: tuple[str, ...],
     *,
@@ -76,7 +75,7 @@ def _not_json(status: int, content: bytes, window: tuple[str, ...]) -> Failure:
 
 def _error_body(
     code: int,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     body: Mapping[str, Any],
     window: tuple[str, ...],
     now_epoch_s: float | None,
@@ -104,7 +103,7 @@ def _error_body(
 
 
 def _success(
-    status: int, headers: httpx.Headers, body: Mapping[str, Any], window: tuple[str, ...]
+    status: int, headers: Mapping[str, str], body: Mapping[str, Any], window: tuple[str, ...]
 ) -> Completion | Failure:
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -159,7 +158,7 @@ def _error_message(error: Mapping[str, Any], body: Mapping[str, Any]) -> str:
 
 def _retry_after(
     code: int,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     availability: Mapping[str, Any],
     metadata: Mapping[str, Any],
     now_epoch_s: float | None,
