@@ -6,8 +6,9 @@ Usage (from the repository root)::
     .venv/bin/python bench/run.py --quick         # smaller counts, about a minute
     .venv/bin/python bench/run.py --only rules,pickup
 
-Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream. Each starts its own redis-server
-on a free loopback port, its own emulator and real worker processes, and stops them after.
+Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream, select, cascade, report.
+Each starts its own redis-server on a free loopback port, its own emulator and real worker
+processes, and stops them after.
 Prints a markdown table and writes it as JSON to bench/out/latest.json. Nothing is asserted:
 figures on a shared machine are noisy, read the ratios.
 """
@@ -40,6 +41,9 @@ SECTIONS: dict[str, str] = {
     "scale": "bench.sections.scale",
     "memory": "bench.sections.memory",
     "upstream": "bench.sections.upstream",
+    "select": "bench.sections.select",
+    "cascade": "bench.sections.cascade",
+    "report": "bench.sections.report",
 }
 OUT = Path(__file__).resolve().parent / "out" / "latest.json"
 

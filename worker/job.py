@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from worker.budget.alerts import AlertSink
 from worker.claims import Claimed
 from worker.envelope import open_envelope
+from worker.metrics import NO_METRICS, Metrics
 from worker.outcome import JobClock, Outcome
 from worker.pipeline import JobInput, Pipeline
 from worker.results import Finish, Finished, ResultStore
@@ -30,6 +31,7 @@ class JobRunner:
     spend: Spend
     alerts: AlertSink
     stats: WorkerStats
+    metrics: Metrics = NO_METRICS
 
     async def run(self, claimed: Claimed) -> Finished:
         where = self.results.keys.job(claimed.job_id)
@@ -52,6 +54,7 @@ class JobRunner:
             if finished.settlement.alerts:
                 await self.alerts.emit(finished.settlement.alerts)
         self.stats.finished(finish.result, finished.written)
+        self.metrics.job_finished(finish.queue_key.rsplit(":", 1)[-1], finish.result, finished.written)
         _log_finished(finish, finished)
         return finished
 

@@ -16,18 +16,20 @@ may have billed it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from producer_client.contract import AttemptInfo, BudgetLineInfo, Job, Result, Usage
+from producer_client.contract import BudgetLineInfo, Job, Result
 from producer_client.errors import InvalidJob
 from producer_client.jobs import parse_job
-from producer_client.money import nano_to_usd
+from worker.acceptance import check, response_format
 from worker.budget import BudgetState
 from worker.classify import classified_context
+from worker.eligibility import filter_chain
 from worker.envelope import BadEnvelope, Envelope
 from worker.health import HealthCache
+from worker.metrics import NO_METRICS, Metrics
 from worker.openrouter import Attempt, ChatRequest, Completion, OpenRouterClient, UpstreamError
 from worker.openrouter.errors import StopCalls
 from worker.outcome import JobClock, Outcome
@@ -35,6 +37,7 @@ from worker.results import Finish
 from worker.routing import Policy, Route, chain_skips, route, skip_text
 from worker.rules import thaw
 from worker.spend import AlreadyCharged, Denied, Hold, Spend, reservation_id, worst_case
+from worker.tally import Tally
 from worker.tokens import estimate_prompt_tokens
 
 
@@ -64,7 +67,8 @@ class _Run:
     messages: list[dict[str, Any]]
     policy: Policy
     hold: Hold
-    unknown_attempts: int = 0
+    unknown_nano: int = 0  # worst cases of attempts that may have been billed without an answer
+    step_worst: int = 0  # the worst case of one attempt of the step being asked
 
     def finish(self, result: Result, charge_nano: int = 0) -> Finish:
         return Finish(result, self.inp.queue_key, self.batch_id, self.hold, charge_nano,
@@ -86,8 +90,10 @@ class Pipeline:
         *,
         upstream_budget_s: float = 115.0,
         max_tries: int = 3,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.policy = policy
+        self.metrics = metrics
         self.client = client
         self.spend = spend
         self.health = health
@@ -186,9 +192,20 @@ class Pipeline:
             chain=r.chain,
             max_tokens=r.max_tokens,
             provider=thaw(d.provider) if d.provider else None,
-            params={**thaw(d.params), **job.params.upstream()},
+            params=self._params(run, r),
             user=job.context.user_id,
         )
+
+    @staticmethod
+    def _params(run: _Run, r: Route) -> dict[str, Any]:
+        """The rule's params, the job's on top; a cascade accepting by JSON schema asks a model
+        with structured outputs for that schema, unless the job gave a format of its own."""
+        params = {**thaw(r.decision.params), **run.job.params.upstream()}
+        if r.decision.accept is not None and "response_format" not in params:
+            fmt = response_format(r.decision.accept, run.policy.catalog.get(r.model))
+            if fmt is not None:
+                params["response_format"] = fmt
+        return params
 
     async def _reserve(self, run: _Run, r: Route, lines: Any, *, replace: bool = False) -> Finish | None:
         """Hold the worst case of one attempt on every budget line (none: an empty hold, no call)."""
@@ -209,57 +226,116 @@ class Pipeline:
         return None
 
     async def _call(self, run: _Run, r: Route, request: ChatRequest) -> Finish:
-        routing = r.routing()
+        """Ask the route's chain; with a validated cascade, escalate each answer the rule does not
+        accept to its next step (each step held and charged) until one is accepted."""
+        accept = r.decision.accept
+        tally = Tally()
+        pending = list(r.decision.escalate) if accept is not None else []
+        step = r
+        run.step_worst = run.hold.worst_nano or self._worst(run, r)
+        while True:
+            got = await self._ask(run, step, request)
+            if isinstance(got, UpstreamError):
+                tally.add_attempts(got.attempts)
+                if accept is not None:
+                    tally.add_step(step.model, False, f"no answer ({got.error_type})")
+                return self._failed(run, r, tally, got.error_type, got.message)
+            cost, source = self._cost(run, got)
+            tally.add_answer(got, cost, source)
+            if accept is None:
+                return self._succeeded(run, r, tally, got)
+            verdict = check(got.content, accept)
+            tally.add_step(got.model_served, verdict.ok, verdict.reason, cost)
+            if verdict.ok:
+                return self._succeeded(run, r, tally, got)
+            nxt = await self._escalation(run, r, pending, tally)
+            if isinstance(nxt, Finish):
+                return nxt
+            if nxt is None:
+                return self._failed(run, r, tally, "not_accepted",
+                                    f"no step's answer was accepted: {tally.reasons()}")
+            step, request = nxt
+
+    async def _ask(self, run: _Run, r: Route, request: ChatRequest) -> Completion | UpstreamError:
+        """One call over ``r``'s chain; attempts that may have been billed are counted and
+        covered before any retry."""
         t0 = time.monotonic()
 
         async def on_attempt(attempt: Attempt) -> None:
+            self.metrics.attempt(attempt)
             await self.health.record(attempt)
             if attempt.outcome_unknown:
-                run.unknown_attempts += 1
-                await self._cover_unknown(run, r)
+                run.unknown_nano += run.step_worst
+                await self._cover_unknown(run)
 
         try:
-            completion = await self.client.complete(
-                request, deadline=t0 + self.upstream_budget_s, on_attempt=on_attempt
-            )
+            return await self.client.complete(request, deadline=t0 + self.upstream_budget_s,
+                                              on_attempt=on_attempt)
         except UpstreamError as exc:
-            run.clock.upstream_ms = int((time.monotonic() - t0) * 1000)
-            charge = self._unknown_charge(run, r)
-            routing = routing.model_copy(update={"attempts": [_attempt(a) for a in exc.attempts]})
-            usage = _usage(0, 0, charge, "unknown_outcome") if charge else None
-            return run.finish(run.out.failed(run.clock, exc.error_type, exc.message, routing=routing,
-                                             usage=usage), charge)
-        run.clock.upstream_ms = int((time.monotonic() - t0) * 1000)
-        cost, source = self._cost(run, completion)
-        extra = self._unknown_charge(run, r)
-        routing = routing.model_copy(update={
-            "model_served": completion.model_served,
-            "provider": completion.provider,
-            "attempts": [_attempt(a) for a in completion.attempts],
-        })
-        usage = _usage(completion.prompt_tokens, completion.completion_tokens, cost + extra,
-                       "unknown_outcome" if extra else source)
-        result = run.out.succeeded(run.clock, content=completion.content, message=dict(completion.message),
-                                   routing=routing, usage=usage)
-        return run.finish(result, cost + extra)
+            return exc
+        finally:
+            run.clock.upstream_ms += int((time.monotonic() - t0) * 1000)
 
-    async def _cover_unknown(self, run: _Run, r: Route) -> None:
+    async def _escalation(
+        self, run: _Run, r: Route, pending: list[str], tally: Tally
+    ) -> tuple[Route, ChatRequest] | Finish | None:
+        """The next cascade step that can serve the job, held on the budget; None when no step
+        is left. A step the job's needs or an open circuit rule out is recorded and passed over."""
+        while pending:
+            model = pending.pop(0)
+            chain, skipped = filter_chain((model,), run.policy.catalog, r.needs)
+            if not chain:
+                tally.add_step(model, False, f"skipped: {skip_text(skipped)}")
+                continue
+            block, reasons = await self.health.gate(chain)
+            if block is not None:
+                return self._failed(run, r, tally, block.error_type, block.message)
+            if (why := reasons.get(model)) is not None:
+                tally.add_step(model, False, f"skipped: {why}")
+                continue
+            step = replace(r, chain=tuple(chain))
+            worst = self._worst(run, step)
+            if run.hold.active:
+                grown = await self.spend.grow(run.hold, worst)
+                if grown is None:
+                    tally.add_step(model, False, "skipped: the budget cannot cover this step")
+                    return self._failed(run, r, tally, "budget_exceeded",
+                                        f"no answer accepted and the budget cannot cover escalating "
+                                        f"to {model}: {tally.reasons()}")
+                run.hold = grown
+            run.step_worst = worst
+            return step, self._request(run, step)
+        return None
+
+    def _succeeded(self, run: _Run, r: Route, tally: Tally, c: Completion) -> Finish:
+        routing = r.routing().model_copy(update={
+            "model_served": c.model_served, "provider": c.provider, "attempts": tally.attempts,
+            "escalations": tally.steps,
+        })
+        usage = tally.usage(run.unknown_nano)
+        assert usage is not None  # an answer came back
+        result = run.out.succeeded(run.clock, content=c.content, message=dict(c.message), routing=routing,
+                                   usage=usage)
+        return run.finish(result, tally.cost_nano + run.unknown_nano)
+
+    def _failed(self, run: _Run, r: Route, tally: Tally, error_type: str, message: str) -> Finish:
+        """A failure after calling: whatever was answered or may have been billed is charged."""
+        routing = r.routing().model_copy(update={"attempts": tally.attempts, "escalations": tally.steps})
+        usage = tally.usage(run.unknown_nano)
+        result = run.out.failed(run.clock, error_type, message, routing=routing, usage=usage)
+        return run.finish(result, tally.cost_nano + run.unknown_nano)
+
+    async def _cover_unknown(self, run: _Run) -> None:
         """An attempt that may have been billed: hold another worst case before any retry."""
         if not run.hold.active:
             return
-        grown = await self.spend.cover_another(run.hold)
+        grown = await self.spend.grow(run.hold, run.step_worst)
         if grown is None:
             raise StopCalls(
                 "budget_exceeded",
                 "an attempt got no answer and may have been billed; the budget cannot cover another",
             )
         run.hold = grown
-
-    def _unknown_charge(self, run: _Run, r: Route) -> int:
-        """Worst case of each attempt whose outcome is unknown (they may all have been billed)."""
-        if not run.unknown_attempts:
-            return 0
-        return run.unknown_attempts * (run.hold.worst_nano or self._worst(run, r))
 
     @staticmethod
     def _worst(run: _Run, r: Route) -> int:
@@ -279,21 +355,8 @@ class Pipeline:
         return info.cost_nano(c.prompt_tokens, c.completion_tokens), "catalog"
 
 
-def _usage(prompt_tokens: int, completion_tokens: int, cost_nano: int, source: str) -> Usage:
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=nano_to_usd(cost_nano),
-        cost_source=source,  # type: ignore[arg-type]
-    )
-
-
 def _lines(states: tuple[BudgetState, ...]) -> list[BudgetLineInfo]:
     return [BudgetLineInfo(**s.as_dict()) for s in states]
-
-
-def _attempt(a: Attempt) -> AttemptInfo:
-    return AttemptInfo.model_validate({k: v for k, v in a.to_dict().items() if k in AttemptInfo.model_fields})
 
 
 __all__ = ["JobInput", "Pipeline", "PolicyRef"]

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from producer_client.keys import Keys
 from worker.catalog import Catalog
+from worker.catalog_store import CatalogStore
 from worker.claims import Control
 from worker.pipeline import PolicyRef
 from worker.routing import Policy
@@ -57,6 +58,7 @@ class PolicyWatcher:
         file_doc: Mapping[str, Any] | None,
         load_rules: LoadRules,
         load_catalog: LoadCatalog | None = None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``file_rules``/``file_doc``: the rules file's policy and document (recompiled when the
         catalog changes). ``load_catalog`` is None when this worker does not follow Redis catalogs."""
@@ -65,6 +67,7 @@ class PolicyWatcher:
         self.file_doc = file_doc
         self.load_rules = load_rules
         self.load_catalog = load_catalog
+        self.on_change = on_change  # e.g. an immediate heartbeat, so `rules status` shows it now
         self.state = PolicyState(since=time.time())
         self._docs: dict[int, Mapping[str, Any]] = {}
         self._want = Control(None, None)
@@ -105,10 +108,14 @@ class PolicyWatcher:
             except Exception as exc:  # a bad version must never stop the worker
                 self._failed = target
                 self._fail(target, exc)
+                if self.on_change is not None:
+                    await self.on_change()
                 return
             self.ref.current = policy
             self.state = PolicyState(rules_n, catalog_n, time.time())
             self._failed = None
+            if self.on_change is not None:
+                await self.on_change()
             log.info("policy now: rules %s (%s), catalog %s", rules_n if rules_n is not None else "file",
                      policy.rules.version, catalog_n if catalog_n is not None else "shipped/file")
 
@@ -166,5 +173,17 @@ def redis_rules(redis: Redis, keys: Keys) -> LoadRules:
         if not isinstance(doc, dict):
             raise ValueError(f"rules version {number} is not a JSON object")
         return doc
+
+    return load
+
+
+def redis_catalog(store: CatalogStore) -> LoadCatalog:
+    """Reads a catalog version as ``routeq catalog sync`` (or a worker's refresh) stored it."""
+
+    async def load(number: int) -> Catalog:
+        stored = await store.load(number)
+        if stored is None:
+            raise LookupError(f"catalog version {number} is not in Redis")
+        return stored.catalog
 
     return load

@@ -95,7 +95,7 @@ class ResultStore:
             hold.rid if hold else "",
             f.charge_nano if hold else 0,
             self.reservation_keep_s,
-            _packed(self._decision_fields(result, f.messages)),
+            _packed(self._decision_fields(f)),
             _RS.join(hold.fragments()) if hold else "",
             _packed(self._rollup(result, f.tenant, now)),
             self.keys.experiment_units(exp.name, exp.variant) if exp else "",
@@ -139,8 +139,8 @@ class ResultStore:
         doc["budget"] = _PLACEHOLDER
         return orjson.dumps(doc)
 
-    def _decision_fields(self, result: Result, messages: Sequence[Any] | None) -> list[str]:
-        r = result.routing
+    def _decision_fields(self, f: Finish) -> list[str]:
+        result, messages, r = f.result, f.messages, f.result.routing
         fields = {
             "job_id": result.job_id,
             "status": result.status,
@@ -155,6 +155,11 @@ class ResultStore:
             "cost_usd": result.usage.cost_usd if result.usage else "0",
             "total_ms": str(result.timing.total_ms),
             "attempts": str(len(r.attempts)) if r else "0",
+            "escalations": str(len(r.escalations)) if r else "0",
+            "variant": f"{r.experiment.name}:{r.experiment.variant}" if r and r.experiment else "",
+            "tenant": f.tenant or "",
+            "queue": f.queue_key.rsplit(":", 1)[-1],
+            "queue_ms": str(result.timing.queue_ms) if result.timing.queue_ms is not None else "",
         }
         if messages is not None:
             blob = orjson.dumps(messages, option=orjson.OPT_SORT_KEYS, default=str)

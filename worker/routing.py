@@ -17,6 +17,7 @@ from worker.catalog import Catalog
 from worker.classify import TaskTypeSource, classified_context
 from worker.eligibility import Needs, filter_chain, needs_of
 from worker.rules import Decision, RuleSet
+from worker.rules.model import JobNeeds
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,24 @@ def route(
     assigns an experiment's variant when the context lacks the experiment's unit."""
     if context is None or task_source is None:
         context, task_source = classified_context(job.context.model_dump(), messages)
-    decision = policy.rules.decide(context, messages=messages, now=now, computed=computed, job_id=job_id)
+    own = needs_of(job, prompt_tokens=0, max_tokens=0)
+    decision = policy.rules.decide(
+        context, messages=messages, now=now, computed=computed, job_id=job_id, task_source=task_source,
+        needs=JobNeeds(own.tools, own.vision, wants_structured_outputs(job), job.params.max_tokens),
+    )
     max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
-    needs = needs_of(job, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
+    needs = replace(own, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
     chain, skipped = filter_chain(decision.chain, policy.catalog, needs)
+    # A select that left nothing says why, so a no_eligible_model rejection carries the reasons.
+    skipped = [*(Skip(model=models, reason=reason) for models, reason in decision.excluded), *skipped]
     return Route(decision, context, task_source, tuple(chain), tuple(skipped), max_tokens, needs,
                  policy.number)
+
+
+def wants_structured_outputs(job: Job) -> bool:
+    """A ``json_schema`` response format needs a model with structured outputs."""
+    response_format = job.params.response_format
+    return response_format is not None and response_format.get("type") == "json_schema"
 
 
 def chain_skips(chain: Sequence[str], reasons: Mapping[str, str | None]) -> list[Skip]:

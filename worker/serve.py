@@ -8,6 +8,8 @@ cannot work. A problem that may heal (Redis or OpenRouter briefly unreachable) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import sys
 from typing import Any
@@ -18,12 +20,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from producer_client.cancel import raise_if_cancelled
 from producer_client.connection import connect, redact
+from worker import loop
 from worker.budget.ledger import BudgetLedger
 from worker.catalog import CatalogError
+from worker.catalog_refresh import CatalogRefresher, RefreshSettings
+from worker.catalog_store import CatalogStore
 from worker.heartbeat import Beat, Heartbeat
 from worker.logs import configure_logging
+from worker.metrics import NO_METRICS, Metrics, PrometheusMetrics
+from worker.metrics_gauges import GaugeReader
+from worker.metrics_server import MetricsError, start_metrics
 from worker.openrouter.keycheck import KeyCheckFailed, check_key
-from worker.reload import PolicyState, PolicyWatcher, redis_rules
+from worker.reload import PolicyState, PolicyWatcher, redis_catalog, redis_rules
 from worker.routing import Policy
 from worker.rules import RulesError
 from worker.runner import RouteqWorker
@@ -45,14 +53,23 @@ def build_worker(
     policy: Policy | None = None,
     burst: bool = False,
     handle_signals: bool = True,
+    metrics: Metrics | None = None,
 ) -> RouteqWorker:
     """A ready worker; raises RulesError (every problem, with its JSON path) before connecting."""
     policy = policy or load_policy(settings)
     pool = pool or connect(settings.redis_url, socket_timeout_s=30.0)
-    services = build_services(settings, pool, policy)
+    if metrics is None:
+        metrics = PrometheusMetrics(policy.catalog) if settings.metrics.enabled else NO_METRICS
+    services = build_services(settings, pool, policy, metrics=metrics)
     keys = services.keys
+    catalogs = CatalogStore(pool, keys)
+    follow_catalog = settings.catalog_path is None  # ROUTEQ_CATALOG pins a file: no Redis catalogs
     watcher = PolicyWatcher(services.policy, file_rules=policy.rules, file_doc=policy.doc,
-                            load_rules=redis_rules(pool, keys))
+                            load_rules=redis_rules(pool, keys),
+                            load_catalog=redis_catalog(catalogs) if follow_catalog else None,
+                            on_change=lambda: policy_changed())
+    refresh = RefreshSettings(settings.catalog_refresh_s, min(300.0, settings.catalog_refresh_s or 300.0))
+    refresher = CatalogRefresher(catalogs, settings.openrouter, refresh) if follow_catalog else None
     heartbeat = Heartbeat(
         pool, keys,
         Beat(settings.worker_name, settings.queues, settings.max_jobs, settings.heartbeat_s,
@@ -60,20 +77,42 @@ def build_worker(
         lambda: _live(services, worker, watcher.state),
     )
 
+    async def policy_changed() -> None:
+        services.metrics.set_catalog(services.policy.current.catalog)
+        await beat_now(heartbeat)
+
     async def on_startup(ctx: dict[str, Any]) -> None:
+        gauges = GaugeReader(pool, keys, settings.queues, services.health,
+                             models=lambda: services.policy.current.rules.models(),
+                             budgets=services.spend.known_states)
+        try:
+            ctx["metrics"] = await start_metrics(services.metrics, settings.metrics, reader=gauges,
+                                                 slots=lambda: (worker.job_counter, settings.max_jobs))
+        except MetricsError as exc:
+            raise StartupError(str(exc)) from None
+        if ctx["metrics"].port is not None:
+            log.info("metrics on http://%s:%d/metrics", settings.metrics.host, ctx["metrics"].port)
         try:
             await watcher.follow_now(await services.claimer.control())
         except (RedisError, OSError) as exc:
             log.warning("cannot read the active rules version yet (%s); starting on the rules file", exc)
         ctx["heartbeat"] = asyncio.create_task(heartbeat.run())
+        # Everything built so far lives as long as the worker: take it out of the cycle
+        # collector's sight, so each collection walks only what jobs allocate.
+        gc.freeze()
         ctx["reclaimer"] = asyncio.create_task(reclaim_forever(services.ledger, settings.reclaim_every_s))
+        if refresher is not None and refresh.enabled:
+            ctx["catalog"] = asyncio.create_task(refresher.run())
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        for name in ("heartbeat", "reclaimer"):
+        for name in ("heartbeat", "reclaimer", "catalog"):
             task = ctx.pop(name, None)
             if task is not None:
                 task.cancel()
         await watcher.aclose()
+        served = ctx.pop("metrics", None)
+        if served is not None:
+            await served.aclose()
         await heartbeat.stop()
         await services.aclose()
 
@@ -97,6 +136,12 @@ def build_worker(
         log_results=False,
     )
     return worker
+
+
+async def beat_now(heartbeat: Heartbeat) -> None:
+    """An extra heartbeat right away (a policy change should show before the next beat)."""
+    with contextlib.suppress(RedisError, OSError):
+        await heartbeat.beat_once()
 
 
 def _live(services: Services, worker: RouteqWorker, state: PolicyState) -> dict[str, Any]:
@@ -175,7 +220,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(run_worker(settings))
+        loop.run(run_worker(settings))
     except RulesError as exc:
         print(f"routeq worker: rules are invalid:\n{exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from worker.catalog import Catalog
 from worker.claims import Claimer
 from worker.health import HealthCache, ModelHealth, account_id
 from worker.job import JobRunner
+from worker.metrics import NO_METRICS, Metrics
 from worker.openrouter import OpenRouterClient
 from worker.pipeline import Pipeline, PolicyRef
 from worker.results import ResultStore
@@ -48,13 +49,17 @@ class Services:
     stats: WorkerStats
     jobs: JobRunner
     claimer: Claimer
+    spend: Spend
+    metrics: Metrics
 
     async def aclose(self) -> None:
         await self.client.aclose()
         await self.alerts.aclose()
 
 
-def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Services:
+def build_services(
+    settings: WorkerSettings, redis: Redis, policy: Policy, *, metrics: Metrics = NO_METRICS
+) -> Services:
     keys = Keys(settings.prefix)
     client = OpenRouterClient(settings.openrouter)
     alerts = AlertSink(settings.budget_webhook)
@@ -66,7 +71,7 @@ def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Se
                          account=account_id(settings.openrouter.api_key))
     ref = PolicyRef(policy)
     pipeline = Pipeline(ref, client, spend, HealthCache(health), upstream_budget_s=settings.upstream_budget_s,
-                        max_tries=settings.max_tries)
+                        max_tries=settings.max_tries, metrics=metrics)
     results = ResultStore(redis, keys, ttl_s=settings.result_ttl_s,
                           decisions_maxlen=settings.decisions_maxlen, store_prompts=settings.store_prompts,
                           rollup_ttl_s=settings.rollup_days * 86_400, feedback_ttl_s=settings.feedback_ttl_s)
@@ -81,6 +86,8 @@ def build_services(settings: WorkerSettings, redis: Redis, policy: Policy) -> Se
         health=health,
         results=results,
         stats=stats,
-        jobs=JobRunner(pipeline, results, spend, alerts, stats),
+        jobs=JobRunner(pipeline, results, spend, alerts, stats, metrics),
         claimer=Claimer(redis, keys, [keys.queue(q) for q in settings.queues], claim_s=settings.claim_s),
+        spend=spend,
+        metrics=metrics,
     )

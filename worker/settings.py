@@ -33,6 +33,32 @@ CLAIM_MARGIN_S = 10  # a claim outlives the job timeout by this much
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``ROUTEQ_METRICS_PORT`` (unset: no metrics; 0: any free port), ``ROUTEQ_METRICS_HOST``
+    (loopback unless you mean it), ``ROUTEQ_METRICS_REFRESH_S`` (how often the gauges of shared
+    state are read from Redis). Here rather than in :mod:`worker.metrics`, so reading settings
+    never imports prometheus_client."""
+
+    port: int | None = None
+    host: str = "127.0.0.1"
+    refresh_s: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
+        e = os.environ if env is None else env
+        raw = env_str(e, "ROUTEQ_METRICS_PORT", "")
+        port = env_int(e, "ROUTEQ_METRICS_PORT", 0, low=0) if raw else None
+        if port is not None and port > 65535:
+            raise SettingsError(f"ROUTEQ_METRICS_PORT={port}: not a TCP port (0-65535)")
+        return cls(port=port, host=env_str(e, "ROUTEQ_METRICS_HOST", "127.0.0.1"),
+                   refresh_s=env_float(e, "ROUTEQ_METRICS_REFRESH_S", 5.0, low=0.5))
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     redis_url: str = DEFAULT_URL
     prefix: str = DEFAULT_PREFIX
@@ -50,6 +76,7 @@ class WorkerSettings:
     reclaim_every_s: float = 15.0
     lease_margin_s: float = 60.0
     heartbeat_s: float = 2.0
+    catalog_refresh_s: float = 3600.0  # 0: this worker never syncs the catalog
     rollup_days: int = 90  # 0: no rollups
     feedback_ttl_s: int = 30 * 86_400
     rules_path: Path | None = None
@@ -59,6 +86,7 @@ class WorkerSettings:
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     openrouter: OpenRouterSettings = field(default_factory=OpenRouterSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
         if self.interactive_reserve < 0:
@@ -107,6 +135,7 @@ class WorkerSettings:
             reclaim_every_s=env_float(e, "ROUTEQ_RECLAIM_EVERY_S", 15.0, low=0.1),
             lease_margin_s=env_float(e, "ROUTEQ_LEASE_MARGIN_S", 60.0, low=0.5),
             heartbeat_s=env_float(e, "ROUTEQ_HEARTBEAT_S", 2.0, low=0.1),
+            catalog_refresh_s=env_float(e, "ROUTEQ_CATALOG_REFRESH_S", 3600.0, low=0),
             rollup_days=env_int(e, "ROUTEQ_ROLLUP_DAYS", 90, low=0),
             feedback_ttl_s=env_int(e, "ROUTEQ_FEEDBACK_TTL_S", 30 * 86_400, low=1),
             rules_path=Path(rules) if rules else None,
@@ -115,6 +144,7 @@ class WorkerSettings:
             log_format=env_choice(e, "ROUTEQ_LOG_FORMAT", "text", LOG_FORMATS),
             openrouter=OpenRouterSettings.from_env(e),
             breaker=BreakerSettings.from_env(e),
+            metrics=MetricsSettings.from_env(e),
         )
 
 
@@ -124,4 +154,4 @@ def default_reserve(max_jobs: int) -> int:
     return min(DEFAULT_RESERVE, max_jobs // 4)
 
 
-__all__ = ["SettingsError", "WorkerSettings"]
+__all__ = ["MetricsSettings", "SettingsError", "WorkerSettings"]

@@ -43,16 +43,17 @@ def reservation_id(job_id: str, job_try: int) -> str:
 
 @dataclass(frozen=True)
 class Hold:
-    """What one try holds: its reservation id, the counters, and the worst case of one attempt.
+    """What one try holds: its reservation id, the counters, the worst case of its first attempt,
+    and the total held.
 
-    ``attempts_covered`` counts the upstream attempts the reservation pays for: 1, plus one per
-    attempt whose outcome was unknown (it may have been billed) and that was retried.
+    ``held_nano`` grows past ``worst_nano`` by one worst case per attempt whose outcome was
+    unknown (it may have been billed) and that was retried, and by each cascade step's worst case.
     """
 
     rid: str
     lines: tuple[BudgetLine, ...] = ()
     worst_nano: int = 0
-    attempts_covered: int = 1
+    held_nano: int = 0
     states: tuple[BudgetState, ...] = ()
 
     @property
@@ -131,7 +132,7 @@ class Spend:
 
     def fresh_view(self, hold: Hold) -> Mapping[str, Any]:
         """The view a reservation's reply gives: the counters just before this job's own hold."""
-        before = [replace(s, reserved_nano=s.reserved_nano - hold.worst_nano * hold.attempts_covered)
+        before = [replace(s, reserved_nano=s.reserved_nano - hold.held_nano)
                   for s in hold.states]
         return budget_view(before)
 
@@ -148,16 +149,20 @@ class Spend:
             return Denied(held.denied, worst_nano, held.lines)
         if not held.ok:
             return AlreadyCharged(held.state)
-        return Hold(rid, lines, worst_nano, 1, held.lines)
+        return Hold(rid, lines, worst_nano, worst_nano, held.lines)
 
-    async def cover_another(self, hold: Hold) -> Hold | None:
-        """Hold one more worst case for a retry after an attempt that may have been billed;
-        None when a budget cannot take it (the job must stop calling)."""
-        grown = await self.ledger.add(hold.rid, hold.lines, hold.worst_nano)
+    async def grow(self, hold: Hold, amount_nano: int) -> Hold | None:
+        """Hold ``amount_nano`` more: the worst case of a retry after an attempt that may have been
+        billed, or of a cascade step. None when a budget cannot take it (the job must stop calling)."""
+        grown = await self.ledger.add(hold.rid, hold.lines, amount_nano)
         self.remember(grown.lines)
         if not grown.ok:
             return None
-        return replace(hold, attempts_covered=hold.attempts_covered + 1, states=grown.lines)
+        return replace(hold, held_nano=hold.held_nano + amount_nano, states=grown.lines)
+
+    def known_states(self) -> list[BudgetState]:
+        """The counters this worker saw last (for the budget gauges; no Redis read)."""
+        return [s for s, _ in self._seen.values()]
 
     def remember(self, states: Sequence[BudgetState]) -> None:
         """Counters seen in a script's reply (reserve, finish): rules read these for a second."""

@@ -19,6 +19,7 @@ import venv
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -99,9 +100,23 @@ def test_the_worker_install_runs_everything_from_outside_the_checkout(
                    "--wait", "--timeout", "30"], cwd=home, env=run_env)
         result = orjson.loads(done.stdout)
         assert result["status"] == "succeeded" and result["routing"]["rule"] == "default"
+        # The dashboard's page and its vendored chart library are package data too.
+        dash_port = free_port()
+        dashboard = _Child([routeq, "dashboard", "--port", str(dash_port)], run_env)
+        try:
+            dashboard.wait_for_line("routeq dashboard on")
+            for path in ("/", "/static/uPlot.iife.min.js", "/static/dashboard.js"):
+                got = httpx.get(f"http://127.0.0.1:{dash_port}{path}", timeout=10)
+                assert got.status_code == 200 and got.content, path
+        finally:
+            dashboard.kill()
     finally:
         worker.kill()
         emulator.kill()
+    examples = sh([routeq, "config", "init", "cfg2"], cwd=home, env=env)
+    for example in ("model-routing.json", "cascade.json"):
+        assert (home / "cfg2" / "examples" / example).is_file(), examples.stdout
+        sh([routeq, "rules", "check", f"cfg2/examples/{example}"], cwd=home, env=env)
 
     # The demo on its embedded defaults: nothing answers at REDIS_URL, so the in-process stand-in.
     demo_env = clean_env(worker_venv / "venv", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")

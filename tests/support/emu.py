@@ -29,3 +29,29 @@ def stats(base_url: str) -> dict[str, Any]:
 def set_keys(base_url: str, keys: list[str]) -> None:
     """Accept exactly these API keys from now on (revokes the others)."""
     httpx.put(control_url(base_url) + "/account", json={"api_keys": keys}, timeout=5).raise_for_status()
+
+
+def set_models(base_url: str, config: dict[str, Any]) -> None:
+    """What ``GET /models`` serves from now on: ``{"mode": "hostile"}``, ``{"body": {...}}`` …
+    (worker/emulator/models_faults.py); ``reset`` goes back to the emulator's catalog."""
+    httpx.put(control_url(base_url) + "/models", json=config, timeout=5).raise_for_status()
+
+
+def models_served(base_url: str) -> int:
+    """How many ``GET /models`` the emulator answered since its last reset."""
+    resp = httpx.get(control_url(base_url) + "/models", timeout=5)
+    resp.raise_for_status()
+    served: int = resp.json()["served"]
+    return served
+
+
+def set_accuracy(base_url: str, accuracies: dict[str, float]) -> None:
+    """Each model's chance of labelling a classification prompt right (the rest stays default)."""
+    set_faults(base_url, {"models": {model: {"accuracy": a} for model, a in accuracies.items()}})
+
+
+def simulated_score(prompt: str, content: str | None) -> float:
+    """Feedback as a labeller who knows the answers gives it: 1 for the true label, else 0."""
+    from worker.emulator.content import LABEL_PREFIX, true_label
+
+    return 1.0 if content == LABEL_PREFIX + true_label(prompt) else 0.0

@@ -11,6 +11,7 @@ from typing import Any
 
 from producer_client.client import Client
 from worker.emulator.runner import RunningEmulator, serve_emulator
+from worker.metrics import Metrics
 from worker.openrouter import OpenRouterSettings
 from worker.runner import RouteqWorker
 from worker.serve import build_worker
@@ -27,7 +28,8 @@ class Stack:
 
 @asynccontextmanager
 async def inproc_stack(
-    *, rules: Path | None = None, faults: dict[str, Any] | None = None, **settings: Any
+    *, rules: Path | None = None, faults: dict[str, Any] | None = None, metrics: Metrics | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Stack]:
     pool, producer = standin_pair()
     async with serve_emulator(faults=faults, api_key="sk-or-test") as emulator:
@@ -37,7 +39,7 @@ async def inproc_stack(
             openrouter=OpenRouterSettings(base_url=emulator.base_url, api_key="sk-or-test", max_retries=1,
                                           backoff_base_s=0.01),
         )
-        worker = build_worker(replace(base, **settings), pool=pool, handle_signals=False)
+        worker = build_worker(replace(base, **settings), pool=pool, handle_signals=False, metrics=metrics)
         task = asyncio.create_task(worker.async_run())
         client = Client(producer)
         try:

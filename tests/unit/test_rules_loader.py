@@ -307,7 +307,7 @@ def test_decision_to_dict_is_json_ready() -> None:
     doc = orjson.loads(orjson.dumps(decision.to_dict()))
     assert set(doc) == {
         "rule", "model", "fallbacks", "chain", "max_tokens", "provider", "params",
-        "rules_version", "prompt_tokens_est", "experiment", "trace",
+        "rules_version", "prompt_tokens_est", "experiment", "trace", "accept", "escalate", "excluded",
     }  # fmt: skip
     assert doc["trace"] == [{"rule": "probe", "matched": True, "why": "x == 1"}]
     assert doc["rules_version"] == rules.version

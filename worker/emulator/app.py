@@ -2,8 +2,9 @@
 
 Control endpoints (no auth; loopback only) let tests change faults without a restart:
 ``GET|PUT /_emulator/faults`` (the document of :mod:`worker.emulator.faults`),
-``GET /_emulator/stats``, ``POST /_emulator/reset`` (stats, usage, scripts and seed) and
-``GET /_emulator/health``.
+``GET|PUT /_emulator/models`` (what ``/api/v1/models`` serves: :mod:`worker.emulator.models_faults`),
+``GET /_emulator/stats``, ``POST /_emulator/reset`` (stats, usage, scripts, seed and the models
+body) and ``GET /_emulator/health``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from worker.emulator.completions import CompletionHandler
 from worker.emulator.errors import ApiError, Rejected, bad_request
 from worker.emulator.faults import FaultConfig, FaultConfigError, FaultInjector
 from worker.emulator.http import Request, Response
+from worker.emulator.models_faults import ModelsConfig, ModelsConfigError, models_response
 from worker.emulator.request import parse_json
 from worker.emulator.stats import Stats
 from worker.emulator.wire import json_response
@@ -44,6 +46,8 @@ class EmulatorApp:
         self.faults = FaultInjector(faults)
         self.account = Account(api_key, credit_limit)
         self.stats = Stats(recent_limit)
+        self.models_config = ModelsConfig()
+        self.models_served = 0  # GET /api/v1/models answered since the last reset
         completions = CompletionHandler(catalog, self.faults, self.account, self.stats)
         self._routes: dict[tuple[str, str], _Route] = {
             ("POST", f"{API_PREFIX}/chat/completions"): completions,
@@ -52,6 +56,8 @@ class EmulatorApp:
             ("GET", f"{API_PREFIX}/auth/key"): self._key,
             ("GET", f"{CONTROL_PREFIX}/faults"): self._get_faults,
             ("PUT", f"{CONTROL_PREFIX}/faults"): self._put_faults,
+            ("GET", f"{CONTROL_PREFIX}/models"): self._get_models_config,
+            ("PUT", f"{CONTROL_PREFIX}/models"): self._put_models_config,
             ("GET", f"{CONTROL_PREFIX}/stats"): self._stats,
             ("POST", f"{CONTROL_PREFIX}/reset"): self._reset,
             ("PUT", f"{CONTROL_PREFIX}/account"): self._put_account,
@@ -75,9 +81,14 @@ class EmulatorApp:
         self.stats.reset()
         self.account.reset()
         self.faults.rewind()
+        self.models_config = ModelsConfig()
+        self.models_served = 0
 
     async def _models(self, request: Request) -> Response:
-        return json_response(200, self.models_document())
+        self.models_served += 1
+        if self.models_config.mode == "normal":
+            return json_response(200, self.models_document())
+        return models_response(self.models_config, list(self.catalog.document.get("data", [])))
 
     def models_document(self) -> dict[str, Any]:
         data = list(self.catalog.document.get("data", []))
@@ -103,6 +114,19 @@ class EmulatorApp:
         self.set_faults(config)
         return json_response(200, config.to_dict())
 
+    async def _get_models_config(self, request: Request) -> Response:
+        return json_response(200, {"config": self.models_config.to_dict(), "served": self.models_served})
+
+    async def _put_models_config(self, request: Request) -> Response:
+        try:
+            config = ModelsConfig.from_dict(parse_json(request.body))
+        except Rejected as exc:
+            return exc.error.response()
+        except ModelsConfigError as exc:
+            return bad_request(str(exc)).response()
+        self.models_config = config
+        return json_response(200, config.to_dict())
+
     async def _put_account(self, request: Request) -> Response:
         """``{"api_keys": [...]}``: the keys accepted from now on (an empty list accepts any)."""
         try:
@@ -115,8 +139,13 @@ class EmulatorApp:
         self.account.set_keys(keys)
         return json_response(200, {"ok": True, "keys": len(keys)})
 
+    def snapshot(self) -> dict[str, Any]:
+        """The stats, plus ``billed_usd``: every cost served since start or reset, as the account
+        keeps it (an exact decimal string), so tests can hold the worker's charges against it."""
+        return {**self.stats.snapshot(), "billed_usd": str(self.account.usage)}
+
     async def _stats(self, request: Request) -> Response:
-        return json_response(200, self.stats.snapshot())
+        return json_response(200, self.snapshot())
 
     async def _reset(self, request: Request) -> Response:
         self.reset()

@@ -138,6 +138,8 @@ class CompletionHandler:
             tools=req.tools,
             tool_choice=req.tool_choice,
             response_format=req.response_format,
+            accuracy=self._faults.config.accuracy(model.id),
+            off_format=self._faults.config.off_format(model.id),
         )
 
     def _success(

@@ -7,7 +7,13 @@ Rules, in order (documented for tests and the README):
   contains the word "call" (case-insensitive, whole word). The call goes to the named function,
   else the first tool; its arguments fill the tool's JSON-schema properties from the prompt.
 * Classification: the last user message contains "classify" (case-insensitive) → content
-  ``"label: <x>"`` with x among positive/negative/neutral, chosen by SHA-256 of that message.
+  ``"label: <x>"`` with x among positive/negative/neutral. The right answer, :func:`true_label`,
+  is chosen by SHA-256 of that message; a model with accuracy ``a`` (the fault document's
+  per-model ``accuracy``, default 1) gives it when SHA-256 of (model, message) falls below ``a``,
+  else one of the two wrong labels. So the same prompt always gets the same answer from the same
+  model, and simulated feedback ("score 1 when the answer is the true label") measures ``a``.
+  With ``off_format`` ``f`` (default 0), the answer is a hedging sentence instead of a label when
+  SHA-256 of (model, message, "format") falls below ``f``: what a validated cascade escalates.
 * Otherwise an echo: ``"[<model>] <first 24 words of the last user message>"``.
 * ``response_format`` json_object wraps the text as ``{"content": text}``; json_schema fills the
   schema's properties (enums by hash, strings with the text) so the content parses.
@@ -28,6 +34,7 @@ from typing import Any
 import orjson
 
 LABELS = ("positive", "negative", "neutral")
+LABEL_PREFIX = "label: "
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 85
 _ECHO_WORDS = 24
@@ -77,6 +84,36 @@ def stable_index(text: str, size: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % size
 
 
+def stable_fraction(text: str) -> float:
+    """A number in [0, 1) that depends only on ``text``."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def is_classification(prompt: str) -> bool:
+    return "classify" in prompt.lower()
+
+
+def true_label(prompt: str) -> str:
+    """The right label for a classification prompt (the last user message's text)."""
+    return LABELS[stable_index(prompt, len(LABELS))]
+
+
+def answered_label(model_id: str, prompt: str, accuracy: float = 1.0) -> str:
+    """The label ``model_id`` answers: the true one when SHA-256 of (model, prompt) falls under its
+    ``accuracy``, else one of the other two (also by hash), so it is wrong the same way every time."""
+    truth = true_label(prompt)
+    key = f"{model_id}\x1f{prompt}"
+    if stable_fraction(key) < accuracy:
+        return truth
+    wrong = [label for label in LABELS if label != truth]
+    return wrong[stable_index(key + "\x1fwrong", len(wrong))]
+
+
+def is_off_format(model_id: str, prompt: str, off_format: float) -> bool:
+    """Whether ``model_id`` answers ``prompt`` with a sentence rather than a label (by hash)."""
+    return off_format > 0 and stable_fraction(f"{model_id}\x1f{prompt}\x1fformat") < off_format
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
@@ -112,7 +149,11 @@ def make_reply(
     tools: Sequence[Mapping[str, Any]] = (),
     tool_choice: object = None,
     response_format: object = None,
+    accuracy: float = 1.0,
+    off_format: float = 0.0,
 ) -> Reply:
+    """The reply of ``model_id``; ``accuracy`` is its chance of labelling a classification right,
+    ``off_format`` its chance of answering one with a sentence instead of a label."""
     prompt = last_user_text(messages)
     tool = _chosen_tool(prompt, tools, tool_choice)
     if tool is not None:
@@ -123,16 +164,19 @@ def make_reply(
         if max_tokens is not None:
             tokens = min(tokens, max_tokens)
         return Reply(None, (ToolCall(call_id, name, arguments),), "tool_calls", tokens)
-    content = _format(_base_text(model_id, prompt), response_format, prompt)
+    content = _format(_base_text(model_id, prompt, accuracy, off_format), response_format, prompt)
     tokens = text_tokens(content)
     if max_tokens is not None and tokens > max_tokens:
         return Reply(content[: max_tokens * 4], (), "length", max_tokens)
     return Reply(content, (), "stop", tokens)
 
 
-def _base_text(model_id: str, prompt: str) -> str:
-    if "classify" in prompt.lower():
-        return f"label: {LABELS[stable_index(prompt, len(LABELS))]}"
+def _base_text(model_id: str, prompt: str, accuracy: float, off_format: float) -> str:
+    if is_classification(prompt):
+        label = answered_label(model_id, prompt, accuracy)
+        if is_off_format(model_id, prompt, off_format):
+            return f"Hard to say; it reads as mostly {label}, though some would disagree."
+        return LABEL_PREFIX + label
     words = prompt.split()[:_ECHO_WORDS]
     return f"[{model_id}] {' '.join(words)}" if words else f"[{model_id}] (no user message)"
 

@@ -16,9 +16,12 @@ every key is optional::
           "timeout": 0.0,                 # probability of holding the attempt timeout_s, then 408
           "timeout_s": 30,
           "error_200": 0.0,               # probability of HTTP 200 with a top-level error, no choices
-          "finish_error": 0.0             # probability of a 200 choice with finish_reason "error"
+          "finish_error": 0.0,            # probability of a 200 choice with finish_reason "error"
+          "accuracy": 1.0,                # chance of labelling a classification prompt right
+          "off_format": 0.0               # chance of answering one with a sentence, not a label
         },
-        "openai/gpt-4o": {"rate_limit": 0.3}   # per-model keys override "*" key by key
+        "openai/gpt-4o": {"rate_limit": 0.3},  # per-model keys override "*" key by key
+        "meta-llama/llama-3.1-8b-instruct": {"accuracy": 0.8}
       },
       "script": {"openai/gpt-4o": ["502", "429", "ok"]},
       "fail_always": ["anthropic/claude-3-haiku"]
@@ -32,6 +35,10 @@ Script steps: ``"ok"``; a 5xx status such as ``"502"``; ``"429"``/``"rate_limit"
 the list). A consumed script falls back to the probabilities. Latency applies to every attempt
 whatever its outcome, except a timeout, which holds for ``timeout_s`` instead. Replacing the
 configuration (or ``POST /_emulator/reset``) rewinds the scripts and re-seeds the generator.
+
+``accuracy`` and ``off_format`` are not faults: they decide what a successful answer to a
+classification prompt says (``content.answered_label``, ``content.is_off_format``), by hash and not
+by the seeded generator, so a prompt gets the same answer whatever else the emulator served.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class FaultProfile:
     timeout_s: float = 30
     error_200: float = 0.0
     finish_error: float = 0.0
+    accuracy: float = 1.0
+    off_format: float = 0.0
 
     def __post_init__(self) -> None:
         for kind in _PROBABILISTIC:
@@ -96,6 +105,9 @@ class FaultProfile:
                 raise FaultConfigError(f"{kind.value} must be a probability in [0, 1], got {p}")
         if sum(getattr(self, k.value) for k in _PROBABILISTIC) > 1.0 + 1e-9:
             raise FaultConfigError("fault probabilities of one model must sum to at most 1")
+        for name in ("accuracy", "off_format"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise FaultConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(self.latency_ms, self.latency_jitter_ms, self.timeout_s, self.retry_after_s) < 0:
             raise FaultConfigError("latencies, timeout_s and retry_after_s must be >= 0")
         if not self.error_5xx_statuses or any(not 500 <= s <= 599 for s in self.error_5xx_statuses):
@@ -169,6 +181,14 @@ class FaultConfig:
 
     def profile(self, model_id: str) -> FaultProfile:
         return self.per_model.get(model_id, self.default)
+
+    def accuracy(self, model_id: str) -> float:
+        """How often ``model_id`` labels a classification prompt right (``content.make_reply``)."""
+        return self.profile(model_id).accuracy
+
+    def off_format(self, model_id: str) -> float:
+        """How often ``model_id`` answers a classification prompt with a sentence, not a label."""
+        return self.profile(model_id).off_format
 
     @classmethod
     def from_dict(cls, raw: object) -> FaultConfig:

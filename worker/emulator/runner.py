@@ -59,7 +59,7 @@ class RunningEmulator:
         self.app.set_faults(fault_config(faults))
 
     def stats(self) -> dict[str, Any]:
-        return self.app.stats.snapshot()
+        return self.app.snapshot()
 
     def reset(self) -> None:
         self.app.reset()

@@ -15,8 +15,17 @@ from zoneinfo import ZoneInfo
 
 from worker.budget.config import BudgetDef
 from worker.rules.experiments import Experiment
-from worker.rules.model import Decision, Rule, TraceEntry, new_decision, new_trace_entry, with_variant
+from worker.rules.model import (
+    Decision,
+    JobNeeds,
+    Rule,
+    TraceEntry,
+    new_decision,
+    new_trace_entry,
+    with_variant,
+)
 from worker.rules.scope import Scope
+from worker.rules.select import needs_in
 from worker.rules.values import TRUE, UNKNOWN, Outcome
 
 #: Trace entries remembered per rule. Most outcomes repeat ("user_tier: 'pro' != 'free'"), and
@@ -67,15 +76,19 @@ class RuleSet:
         now: datetime | None = None,
         computed: Mapping[str, Any] | None = None,
         job_id: str | None = None,
+        task_source: str | None = None,
+        needs: JobNeeds | None = None,
     ) -> Decision:
         """The first matching rule's decision. Never raises: an unevaluable rule just doesn't match.
 
         ``computed`` values shadow ``context`` fields of the same name in conditions;
-        ``messages`` only feed ``prompt_tokens_est`` when neither carries a usable one;
+        ``messages`` feed ``complexity``, and ``prompt_tokens_est`` when neither carries a usable one;
         ``now`` (default: the current time; naive means UTC) feeds ``hour`` and ``weekday``;
-        ``job_id`` assigns experiment variants to jobs whose context lacks the experiment's unit.
+        ``job_id`` assigns experiment variants to jobs whose context lacks the experiment's unit;
+        ``task_source`` feeds ``task_type_source``; ``needs`` (default: what the context and the
+        messages show) is what a ``select`` must honour besides the rule's own needs.
         """
-        scope = Scope(context, messages or (), now, computed, self.timezone)
+        scope = Scope(context, messages or (), now, computed, self.timezone, task_source)
         trace: list[TraceEntry] = []
         rule = self.rules[-1]  # the catch-all: validation guarantees it is last
         for rule, memo in zip(self.rules, self._memo, strict=True):
@@ -92,6 +105,9 @@ class RuleSet:
             if entry.matched:
                 break
         decision = new_decision(rule, tuple(trace), self.version, scope.prompt_tokens())
+        if rule.select is not None:
+            wanted = needs if needs is not None else needs_in(context, messages or ())
+            decision = rule.select.choose(decision, decision.prompt_tokens_est, wanted)
         experiment = self.experiments.get(rule.name) if self.experiments else None
         if experiment is None:
             return decision

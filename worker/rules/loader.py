@@ -19,13 +19,15 @@ import orjson
 
 from worker.budget.config import BudgetConfigError, BudgetDef, parse_budgets
 from worker.catalog import Catalog
+from worker.rules.cascade import Accept, compile_accept, compile_escalate
 from worker.rules.conditions import compile_condition, fields_read
 from worker.rules.engine import RuleSet
 from worker.rules.experiments import RuleFacts, compile_experiments
-from worker.rules.model import Rule, freeze, thaw
+from worker.rules.model import Chooser, Rule, freeze, thaw
 from worker.rules.models_check import unknown_models
 from worker.rules.problems import Problem, RulesError, child_path
 from worker.rules.provider import check_params, check_provider
+from worker.rules.select import Selector, compile_select
 from worker.rules.values import kind, show
 from worker.shipped import PolicyFile, as_policy_file, rules_file
 
@@ -37,8 +39,8 @@ _TOP_KEYS: Final = (
 )  # fmt: skip
 _DEFAULT_KEYS: Final = ("max_tokens", "provider", "params")
 _RULE_KEYS: Final = (
-    "name", "priority", "when", "model", "tier", "fallbacks",
-    "max_tokens", "provider", "params", "enabled", "description",
+    "name", "priority", "when", "model", "tier", "select", "fallbacks",
+    "max_tokens", "provider", "params", "enabled", "description", "accept", "escalate",
 )  # fmt: skip
 _HINTS: Final = {"conditions": "when", "condition": "when", "fallback": "fallbacks", "models": "fallbacks"}
 _MODEL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?")
@@ -89,7 +91,8 @@ def compile_rules(
     tiers = _tiers(doc.get("tiers", {}), problems)
     defaults = _defaults(doc.get("defaults", {}), problems)
     budgets = _budgets(doc.get("budgets", []), problems)
-    rules = _rules(doc.get("rules"), tiers, defaults, problems)
+    known = _Known(catalog, doc.get("allow_unknown_models") is True)
+    rules = _rules(doc.get("rules"), tiers, defaults, problems, known)
     facts = RuleFacts(frozenset(r.name for r in rules), tiers)
     experiments = compile_experiments(doc.get("experiments"), facts, problems, is_model_id=_is_model_id)
     allow_unknown = doc.get("allow_unknown_models", False)
@@ -101,7 +104,7 @@ def compile_rules(
     version_hash = _version_hash(doc, problems)
     if problems:
         raise RulesError(problems)
-    model_ids = frozenset(tiers.values()) | {m for rule in rules for m in (rule.model, *rule.fallbacks)}
+    model_ids = frozenset(tiers.values()) | {m for rule in rules for m in rule_models(rule)}
     variants = [v for e in experiments.values() for v in e.variants]
     model_ids |= {m for v in variants for m in (v.model, *(v.fallbacks or ())) if m}
     raw_rules: list[Any] = list(doc.get("rules") or ())  # valid by now
@@ -218,8 +221,28 @@ class _Parsed:
     catch_all: bool | None  # None: its "when" is invalid, so nobody can tell
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """The catalog rules are checked and ``select`` is compiled against (None: none given)."""
+
+    catalog: Catalog | None
+    allow_unknown: bool
+
+    def problem(self, model: str) -> str | None:
+        """Why ``model`` may not be named (not in the catalog), or None."""
+        if self.catalog is None or self.allow_unknown or not len(self.catalog) or model in self.catalog:
+            return None
+        return f'model {model!r} is not in the model catalog (set "allow_unknown_models": true to allow it)'
+
+
+def rule_models(rule: Rule) -> tuple[str, ...]:
+    """Every model id a rule can name: its chain, its escalation steps, its select's candidates."""
+    chosen = rule.select.ids() if isinstance(rule.select, Selector) else ()
+    return (*((rule.model,) if rule.model else ()), *rule.fallbacks, *chosen, *rule.escalate)
+
+
 def _rules(
-    value: Any, tiers: Mapping[str, str], defaults: _Defaults, problems: list[Problem]
+    value: Any, tiers: Mapping[str, str], defaults: _Defaults, problems: list[Problem], known: _Known
 ) -> tuple[Rule, ...]:
     if not isinstance(value, list | tuple) or not value:
         problems.append(Problem("$.rules", f"expected a non-empty list of rules, got {show(value)}"))
@@ -228,7 +251,7 @@ def _rules(
     seen: dict[str, str] = {}
     for i, raw in enumerate(value):
         where = f"$.rules[{i}]"
-        entry = _rule(raw, i, where, tiers, defaults, problems)
+        entry = _rule(raw, i, where, tiers, defaults, problems, known)
         parsed.append(entry)
         name = raw.get("name") if isinstance(raw, Mapping) else None
         if isinstance(name, str) and name in seen:
@@ -269,7 +292,8 @@ def _order(rule: Rule) -> tuple[int, int]:
 
 
 def _rule(
-    raw: Any, index: int, where: str, tiers: Mapping[str, str], defaults: _Defaults, problems: list[Problem]
+    raw: Any, index: int, where: str, tiers: Mapping[str, str], defaults: _Defaults, problems: list[Problem],
+    known: _Known,
 ) -> _Parsed:
     if not isinstance(raw, Mapping):
         problems.append(Problem(where, f"expected a rule object, got {kind(raw)}"))
@@ -285,8 +309,9 @@ def _rule(
     when_problems = len(problems)
     condition, always = compile_condition(raw.get("when", {}), f"{where}.when", problems)
     catch_all = always if len(problems) == when_problems else None
-    model, tier = _primary(raw, where, tiers, problems)
+    model, tier, select = _primary(raw, where, tiers, problems, known)
     fallbacks = _fallbacks(raw.get("fallbacks", []), f"{where}.fallbacks", tiers, problems)
+    accept, escalate = _cascade(raw, where, tiers, problems, known, model)
     max_tokens = defaults.max_tokens
     if "max_tokens" in raw:
         max_tokens = _positive_int(raw["max_tokens"], f"{where}.max_tokens", problems) or max_tokens
@@ -317,31 +342,63 @@ def _rule(
         params=freeze(params),
         tier=tier,
         description=description if isinstance(description, str) else "",
+        select=select,
+        accept=accept,
+        escalate=escalate,
     )
     return _Parsed(rule, where, is_enabled, catch_all)
 
 
 def _primary(
-    raw: Mapping[str, Any], where: str, tiers: Mapping[str, str], problems: list[Problem]
-) -> tuple[str | None, str | None]:
-    """(model id, tier name) from exactly one of ``model`` / ``tier``."""
-    if ("model" in raw) == ("tier" in raw):
-        problems.append(Problem(where, 'expected exactly one of "model" or "tier"'))
-        return None, None
+    raw: Mapping[str, Any], where: str, tiers: Mapping[str, str], problems: list[Problem], known: _Known
+) -> tuple[str | None, str | None, Chooser | None]:
+    """(model id, tier name, selector) from exactly one of ``model`` / ``tier`` / ``select``; a
+    select rule's model id is "" (its chain is chosen per job)."""
+    if sum(key in raw for key in ("model", "tier", "select")) != 1:
+        problems.append(Problem(where, 'expected exactly one of "model" or "tier", or a "select"'))
+        return None, None, None
+    if "select" in raw:
+        name = raw.get("name")
+        select = compile_select(
+            raw["select"], f"{where}.select", rule=name if isinstance(name, str) else "?",
+            catalog=known.catalog, tiers=tiers, allow_unknown=known.allow_unknown, problems=problems,
+        )
+        return ("", None, select) if select is not None else (None, None, None)
     if "model" in raw:
         model = raw["model"]
         if _is_model_id(model):
-            return model, None
+            return model, None, None
         hint = f'; for the tier, write "tier": {model!r}' if isinstance(model, str) and model in tiers else ""
         problems.append(
             Problem(f"{where}.model", f"not a model id (author/slug[:variant]): {show(model)}{hint}")
         )
-        return None, None
+        return None, None, None
     tier = raw["tier"]
     if isinstance(tier, str) and tier in tiers:
-        return tiers[tier], tier
+        return tiers[tier], tier, None
     problems.append(Problem(f"{where}.tier", _unknown_tier(tier, tiers)))
-    return None, None
+    return None, None, None
+
+
+def _cascade(
+    raw: Mapping[str, Any], where: str, tiers: Mapping[str, str], problems: list[Problem], known: _Known,
+    model: str | None,
+) -> tuple[Accept | None, tuple[str, ...]]:
+    """The rule's ``accept`` and its resolved ``escalate`` steps (see ``worker.rules.cascade``)."""
+    accept = None
+    if "accept" in raw:
+        name = raw.get("name")
+        label = name if isinstance(name, str) else ""
+        accept = compile_accept(raw["accept"], f"{where}.accept", label, problems)
+    if "escalate" not in raw:
+        return accept, ()
+    if "accept" not in raw:
+        problems.append(Problem(f"{where}.escalate", 'escalating needs an "accept" to judge answers by'))
+    steps = compile_escalate(
+        raw["escalate"], f"{where}.escalate", tiers, problems,
+        is_model_id=_is_model_id, known=known.problem, own=model or None,
+    )
+    return accept, steps
 
 
 def _unknown_tier(name: Any, tiers: Mapping[str, str]) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
+from worker.rules.cascade import Accept
 from worker.rules.condition import Condition
 from worker.rules.experiments import Assignment
 
@@ -36,8 +37,33 @@ def thaw(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class JobNeeds:
+    """What the job itself asks of any model, whatever the rule says: ``select`` honours it.
+
+    ``max_tokens`` is the job's own cap (it can only lower the rule's); None: no cap of its own.
+    """
+
+    tools: bool = False
+    vision: bool = False
+    structured_outputs: bool = False
+    max_tokens: int | None = None
+
+
+class Chooser(Protocol):
+    """A rule's ``select``, compiled against one catalog (``worker.rules.select.Selector``)."""
+
+    def choose(self, decision: Decision, prompt_tokens: int, needs: JobNeeds) -> Decision:
+        """The decision with the selected chain, and the selection traced."""
+        ...  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
-    """A validated, compiled rule. ``model`` and ``fallbacks`` are resolved model ids."""
+    """A validated, compiled rule. ``model`` and ``fallbacks`` are resolved model ids.
+
+    A rule with ``select`` has no model of its own (``model`` is ""): its chain is chosen per job.
+    ``escalate`` holds resolved model ids, tried in order when an answer fails ``accept``.
+    """
 
     name: str
     priority: int
@@ -51,6 +77,9 @@ class Rule:
     params: Mapping[str, Any]
     tier: str | None = None  # the tier name the model came from, if any
     description: str = ""
+    select: Chooser | None = None
+    accept: Accept | None = None
+    escalate: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +93,12 @@ class TraceEntry:
 
 @dataclass(frozen=True)
 class Decision:
-    """Which rule won and what it asks for; ``trace`` runs up to and including the winner."""
+    """Which rule won and what it asks for; ``trace`` runs up to and including the winner.
+
+    ``model`` is "" (and ``chain`` empty) only when a ``select`` left no candidate and the rule
+    has no fallbacks of its own; ``excluded`` then says why, as (models, reason) groups.
+    ``accept`` and ``escalate`` (model ids) configure the validated cascade the pipeline runs.
+    """
 
     rule: str
     model: str
@@ -76,11 +110,14 @@ class Decision:
     rules_version: str
     prompt_tokens_est: int
     experiment: Assignment | None = None
+    accept: Accept | None = None
+    escalate: tuple[str, ...] = ()
+    excluded: tuple[tuple[str, str], ...] = ()
 
     @property
     def chain(self) -> tuple[str, ...]:
         """Every model to try, in order: the primary, then the fallbacks."""
-        return (self.model, *self.fallbacks)
+        return (self.model, *self.fallbacks) if self.model else ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (plain dicts and lists) for results, logs and the CLI."""
@@ -99,6 +136,9 @@ class Decision:
                 "unit_hash": self.experiment.unit_hash, "unit": self.experiment.unit,
             },
             "trace": [{"rule": t.rule, "matched": t.matched, "why": t.why} for t in self.trace],
+            "accept": None if self.accept is None else self.accept.to_dict(),
+            "escalate": list(self.escalate),
+            "excluded": [{"models": m, "reason": r} for m, r in self.excluded],
         }
 
 
@@ -130,7 +170,25 @@ def new_decision(rule: Rule, trace: tuple[TraceEntry, ...], rules_version: str, 
     fields["rules_version"] = rules_version
     fields["prompt_tokens_est"] = tokens
     fields["experiment"] = None
+    fields["accept"] = rule.accept
+    fields["escalate"] = rule.escalate
+    fields["excluded"] = ()
     return decision
+
+
+def with_selection(
+    decision: Decision, chain: tuple[str, ...], trace: tuple[TraceEntry, ...],
+    excluded: tuple[tuple[str, str], ...],
+) -> Decision:
+    """The decision with a chain chosen by ``select`` (the rule's own fallbacks already appended)."""
+    out = _new(Decision)
+    fields = out.__dict__
+    fields.update(decision.__dict__)
+    fields["model"] = chain[0] if chain else ""
+    fields["fallbacks"] = chain[1:]
+    fields["trace"] = (*decision.trace, *trace)
+    fields["excluded"] = excluded
+    return out
 
 
 def with_variant(decision: Decision, a: Assignment) -> Decision:

@@ -1,11 +1,19 @@
 """What a condition can see during one decision: computed values first, then the context.
 
 Computed values shadow context fields of the same name: the caller's ``computed`` mapping
-(budget state and the like), then the built-ins ``prompt_tokens_est``, ``hour`` (0-23) and
-``weekday`` (an int, 0 = Monday ... 6 = Sunday, as ``datetime.weekday``; write
-``{"weekday": {"lt": 5}}`` for working days), both clock values in the rules' timezone.
+(budget state and the like), then the built-ins:
+
+- ``prompt_tokens_est``;
+- ``hour`` (0-23) and ``weekday`` (an int, 0 = Monday ... 6 = Sunday, as ``datetime.weekday``;
+  write ``{"weekday": {"lt": 5}}`` for working days), both in the rules' timezone;
+- ``complexity``: the model-routing seed's ``classify_complexity`` of the last user message
+  (``budget``, ``mid``, ``standard`` or ``premium``); missing when the decision has no messages;
+- ``task_type_source``: where ``task_type`` came from: ``context`` (the producer gave it),
+  ``classifier`` (the worker filled it in) or ``none``. The worker passes it; a caller that does
+  not gets ``context`` when the context holds a task type other than "auto", else ``none``.
+
 Built-ins are computed lazily, at most once per decision, so rules that never mention the
-clock never pay for a timezone conversion.
+clock or the complexity never pay for a timezone conversion or a regular expression.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from worker.classify import classify_complexity, last_user_text
 from worker.rules.paths import MISSING
 from worker.tokens import estimate_prompt_tokens
 
@@ -38,7 +47,10 @@ def _valid_token_count(value: Any) -> int | None:
 class Scope:
     """Per-decision lookup of a path's first segment; cheap to build, caches what it computes."""
 
-    __slots__ = ("_computed", "_context", "_local", "_messages", "_now", "_tokens", "_tz")
+    __slots__ = (
+        "_complexity", "_computed", "_context", "_local", "_messages", "_now", "_task_source",
+        "_tokens", "_tz",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -47,6 +59,7 @@ class Scope:
         now: datetime | None,
         computed: Mapping[str, Any] | None,
         tz: ZoneInfo,
+        task_source: str | None = None,
     ) -> None:
         self._context = context if type(context) is dict or isinstance(context, Mapping) else _EMPTY
         if computed is not None and type(computed) is not dict and not isinstance(computed, Mapping):
@@ -57,6 +70,8 @@ class Scope:
         self._tz = tz
         self._local: datetime | None = None
         self._tokens: int | None = None
+        self._complexity: str | None = None
+        self._task_source = task_source
 
     def field(self, name: str) -> Any:
         """A context field (unless ``computed`` shadows it), or MISSING; null counts as missing."""
@@ -76,6 +91,21 @@ class Scope:
             if value is not None:
                 return value
         return _BUILTINS[name](self)
+
+    def complexity(self) -> Any:
+        """The seed's complexity tier of the last user message; MISSING without messages."""
+        if not self._messages:
+            return MISSING
+        if self._complexity is None:
+            self._complexity = classify_complexity(last_user_text(self._messages))
+        return self._complexity
+
+    def task_source(self) -> str:
+        """Where ``task_type`` came from, as the caller says, else as the context shows."""
+        if self._task_source is not None:
+            return self._task_source
+        given = self._context.get("task_type")
+        return "context" if isinstance(given, str) and given != "auto" else "none"
 
     def prompt_tokens(self) -> int:
         """The caller's estimate if it is a usable count, else one made from the messages."""
@@ -100,6 +130,8 @@ _BUILTINS: Final[dict[str, Callable[[Scope], Any]]] = {
     "prompt_tokens_est": Scope.prompt_tokens,
     "hour": lambda scope: scope.local_time().hour,
     "weekday": lambda scope: scope.local_time().weekday(),
+    "complexity": Scope.complexity,
+    "task_type_source": Scope.task_source,
 }
 
 #: Names computed by the engine itself; a context field of the same name is shadowed.

@@ -1,0 +1,73 @@
+"""``routeq dashboard``: serve the read-only web dashboard until Ctrl-C.
+
+It binds to loopback by default. ``--token`` (or ``ROUTEQ_DASHBOARD_TOKEN``, which keeps the token
+out of the process list) makes the page and its data require ``Authorization: Bearer T`` or
+``?token=T``; serving beyond loopback without one prints a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from producer_client.connection import connect, redact, redis_url
+from producer_client.envvars import env_str
+from producer_client.keys import DEFAULT_PREFIX, Keys
+from worker.cli import exits
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dashboard", help="a read-only web dashboard over the rollups and live state")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this host only)")
+    p.add_argument("--token", help="require this bearer token (default: $ROUTEQ_DASHBOARD_TOKEN, else none)")
+    p.add_argument("--prefix", help="key prefix to show (default: $ROUTEQ_PREFIX, else 'routeq:')")
+    p.add_argument("--redis", help="Redis URL (default: $REDIS_URL)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from worker.dashboard.app import make_app
+    from worker.dashboard.data import DashboardData
+
+    token = args.token or env_str(os.environ, "ROUTEQ_DASHBOARD_TOKEN", "") or None
+    prefix = args.prefix or env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX)
+    url = args.redis or redis_url()
+    if token is None and args.host not in LOOPBACK:
+        print(f"routeq dashboard: warning: serving on {args.host} without a token: anyone who can reach "
+              "it sees your models, rules, budgets and workers (set --token)", file=sys.stderr)
+
+    async def serve() -> int:
+        redis = connect(url)
+        runner = web.AppRunner(make_app(DashboardData(redis, Keys(prefix)), token=token), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, args.host, args.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                print(f"routeq dashboard: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                return exits.FAILED
+            port = next((a[1] for a in runner.addresses if isinstance(a, tuple)), args.port)
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            need = " (token required: add ?token=... to open it)" if token else ""
+            print(f"routeq dashboard on http://{host}:{port}/ for prefix {prefix!r} on {redact(url)}{need}",
+                  flush=True)
+            stop = asyncio.Event()  # Ctrl-C ends it with 130; SIGTERM (a container stop) with 0
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
+            return exits.OK
+        finally:
+            await runner.cleanup()
+            await redis.aclose()
+
+    return asyncio.run(serve())
