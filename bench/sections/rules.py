@@ -8,11 +8,15 @@ least disturbed by the other processes on the box.
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bench.plan import Plan, Say
 from bench.procs import REPO
@@ -93,11 +97,41 @@ def measure(rules: RuleSet, cases: Sequence[Case], passes: int) -> tuple[float, 
     return routeq_us, seed_us, agree
 
 
+def with_experiment(path: Path, directory: Path) -> RuleSet:
+    """The same rules plus one running experiment splitting the catch-all rule 90/10 by user."""
+    doc = orjson.loads(path.read_bytes())
+    doc["experiments"] = [{
+        "name": "bench-cheap", "rule": "default", "status": "running", "unit": "user_id", "salt": "bench",
+        "variants": [{"name": "control", "weight": 90},
+                     {"name": "llama", "weight": 10, "model": "meta-llama/llama-3.1-8b-instruct",
+                      "fallbacks": ["openai/gpt-4o-mini"]}],
+    }]
+    out = directory / "rules-experiment.json"
+    out.write_bytes(orjson.dumps(doc))
+    return load_rules(out)
+
+
+def experiment_cost(rules: RuleSet, cases: Sequence[Case], passes: int) -> tuple[float, float]:
+    """(µs/decide with the experiment, without), timed alternately so both see the same noise."""
+    with tempfile.TemporaryDirectory() as tmp:
+        split = with_experiment(REPO / "config" / "rules.json", Path(tmp))
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(passes):
+        for name, ruleset in (("without", rules), ("with", split)):
+            t0 = time.perf_counter_ns()
+            for c in cases:
+                ruleset.decide(c.context, computed=c.computed, now=_NOW)
+            best[name] = min(best[name], (time.perf_counter_ns() - t0) / len(cases) / 1000)
+    return best["with"], best["without"]
+
+
 def run(plan: Plan, say: Say) -> list[Row]:
     rules = load_rules(REPO / "config" / "rules.json")
     cases = contexts(plan.rules_contexts)
     routeq_us, seed_us, agree = measure(rules, cases, plan.rules_repeats)
     say(f"rules: routeq {routeq_us:.2f} µs/decide, seed {seed_us:.2f} µs/decide, agree {agree}/{len(cases)}")
+    split = [c for c in cases if rules.decide(c.context, computed=c.computed, now=_NOW).rule == "default"]
+    exp_us, plain_us = experiment_cost(rules, split, plan.rules_repeats)
     return [
         Row(
             SECTION, f"decide over config/rules.json ({len(cases):,} mixed contexts, best of "
@@ -105,5 +139,10 @@ def run(plan: Plan, say: Say) -> list[Row]:
             routeq_us, "µs/decide", "seed evaluate_rules (lambdas)", seed_us, "lower",
             note=f"same rule chosen for {agree}/{len(cases)}; routeq also builds a trace and "
             "the prompt-token estimate",
-        )
+        ),
+        Row(
+            SECTION, f"decide in a running experiment (90/10 on the catch-all rule; the {len(split)} "
+            "contexts it splits)", exp_us, "µs/decide", "the same rules without it", plain_us, "lower",
+            note=f"+{exp_us - plain_us:.2f} µs per decision",
+        ),
     ]

@@ -27,20 +27,22 @@ def test_every_section_imports_and_has_run(module: str) -> None:
 def test_rules_section_measures_both_engines_and_they_agree() -> None:
     plan = replace(Plan.smoke(), rules_contexts=40, rules_repeats=1)
     said: list[str] = []
-    (row,) = rules_section.run(plan, said.append)
+    row, experiment = rules_section.run(plan, said.append)
     assert row.value is not None and row.value > 0
     assert row.baseline_value is not None and row.baseline_value > 0
     assert row.ratio is not None and row.verdict()
     # The shipped rules are the seed's rules as data: every context must pick the same rule.
     assert "same rule chosen for 40/40" in row.note
     assert row.figure in markdown([row])
+    # The experiment row times the contexts the experiment splits, with and without it.
+    assert experiment.value and experiment.baseline_value and "µs per decision" in experiment.note
 
 
 def test_cli_writes_the_table_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "latest.json"
     assert bench_run.main(["--quick", "--only", "rules", "--out", str(out)]) == 0
     doc = orjson.loads(out.read_bytes())
-    assert [r["section"] for r in doc["rows"]] == ["a rules"]
+    assert {r["section"] for r in doc["rows"]} == {"a rules"}
     assert doc["machine"]["nproc"] >= 1
     assert "| a rules |" in capsys.readouterr().out
 

@@ -8,9 +8,10 @@ provider preferences and a trace.
 
 from worker.rules.engine import RuleSet
 from worker.rules.loader import compile_rules, load_rules
-from worker.rules.model import Decision, Rule, TraceEntry, freeze, thaw
+from worker.rules.model import Decision, Rule, freeze, thaw
 from worker.rules.problems import Problem, RulesError
 from worker.rules.scope import BUILTIN_NAMES
+from worker.rules.trace import TraceEntry
 
 __all__ = [
     "BUILTIN_NAMES",

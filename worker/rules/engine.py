@@ -15,17 +15,10 @@ from zoneinfo import ZoneInfo
 
 from worker.budget.config import BudgetDef
 from worker.rules.experiments import Experiment
-from worker.rules.model import (
-    Decision,
-    JobNeeds,
-    Rule,
-    TraceEntry,
-    new_decision,
-    new_trace_entry,
-    with_variant,
-)
+from worker.rules.model import Decision, JobNeeds, Rule, new_decision, with_variant
 from worker.rules.scope import Scope
 from worker.rules.select import needs_in
+from worker.rules.trace import TraceEntry, new_trace_entry
 from worker.rules.values import TRUE, UNKNOWN, Outcome
 
 #: Trace entries remembered per rule. Most outcomes repeat ("user_tier: 'pro' != 'free'"), and

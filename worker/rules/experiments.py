@@ -23,15 +23,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from worker.rules.paths import MISSING, descend, parse_path
 from worker.rules.problems import Problem, child_path
 from worker.rules.provider import check_params, check_provider
+from worker.rules.trace import TraceEntry, new_trace_entry
 from worker.rules.values import kind, show
 
 BUCKETS: Final = 10_000
+_MEMO_SIZE: Final = 4096
 PER_WEIGHT: Final = BUCKETS // 100
 CONTROL: Final = "control"
 Status = Literal["running", "paused", "concluded"]
@@ -51,6 +53,11 @@ class Variant:
     max_tokens: int | None = None
     params: Mapping[str, Any] | None = None
     provider: Mapping[str, Any] | None = None
+    # What this variant makes of a decision, by the decision's (model, fallbacks): the experiment
+    # splits one rule, whose params and provider are fixed, so the merge is done once per chain.
+    applied: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,11 @@ class Assignment:
     unit_hash: str
     unit: str  # the unit's path, or "job_id"
     why: str
+    # The decision's trace line for this assignment, made once (assignments are memoised).
+    entry: TraceEntry = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entry", new_trace_entry(self.experiment, True, self.why))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,9 @@ class Experiment:
     salt: str
     variants: tuple[Variant, ...]
     winner: str | None = None
+    # Assignments of recently seen units: a unit sends many jobs, and hashing costs microseconds.
+    # Job ids are not memoised (each is seen once).
+    _memo: dict[str, Assignment] = field(default_factory=dict, repr=False, compare=False)
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
@@ -88,6 +103,17 @@ class Experiment:
                                   f"experiment {self.name}: no {self.unit}, so a job is assigned by its id")
             value, source = job_id, "job_id"
         text = value if isinstance(value, str) else repr(value)
+        memo = self._memo if source == self.unit else None
+        if memo is not None and (hit := memo.get(text)) is not None:
+            return hit
+        assignment = self._assign(text, source)
+        if memo is not None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[text] = assignment
+        return assignment
+
+    def _assign(self, text: str, source: str) -> Assignment:
         unit_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         if self.status == "paused":
             return Assignment(self.name, self.variant(CONTROL), unit_hash, source,

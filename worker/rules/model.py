@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from worker.rules.cascade import Accept
 from worker.rules.condition import Condition
-from worker.rules.experiments import Assignment
+from worker.rules.experiments import Assignment, Variant
+from worker.rules.trace import TraceEntry
 
 
 def freeze(value: Any) -> Any:
@@ -83,15 +84,6 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class TraceEntry:
-    """One evaluated rule: ``why`` is a true statement explaining the outcome."""
-
-    rule: str
-    matched: bool
-    why: str
-
-
-@dataclass(frozen=True)
 class Decision:
     """Which rule won and what it asks for; ``trace`` runs up to and including the winner.
 
@@ -146,15 +138,7 @@ class Decision:
 # through ``object.__setattr__``, which costs more than evaluating the rules themselves (~0.3 µs
 # per field); filling the instance ``__dict__`` directly builds the very same frozen object.
 _new = object.__new__
-
-
-def new_trace_entry(rule: str, matched: bool, why: str) -> TraceEntry:
-    entry = _new(TraceEntry)
-    fields = entry.__dict__
-    fields["rule"] = rule
-    fields["matched"] = matched
-    fields["why"] = why
-    return entry
+_APPLIED_MAX = 256  # chains remembered per variant (a select rule's chain varies by job)
 
 
 def new_decision(rule: Rule, trace: tuple[TraceEntry, ...], rules_version: str, tokens: int) -> Decision:
@@ -194,19 +178,31 @@ def with_selection(
 def with_variant(decision: Decision, a: Assignment) -> Decision:
     """The decision as the assigned variant changes it (control: unchanged), traced."""
     v = a.variant
+    key = (decision.model, decision.fallbacks)
+    changes = v.applied.get(key)
+    if changes is None:  # once per variant and chain: the rule's params and provider are fixed
+        changes = _variant_changes(decision, v)
+        if len(v.applied) < _APPLIED_MAX:
+            v.applied[key] = changes
     out = _new(Decision)
     fields = out.__dict__
     fields.update(decision.__dict__)
-    model = v.model or decision.model
-    fallbacks = v.fallbacks if v.fallbacks is not None else decision.fallbacks
-    fields["model"] = model
-    fields["fallbacks"] = tuple(dict.fromkeys(m for m in fallbacks if m != model))
-    if v.max_tokens is not None:
-        fields["max_tokens"] = v.max_tokens
-    if v.params is not None:
-        fields["params"] = freeze({**decision.params, **v.params})
-    if v.provider is not None:
-        fields["provider"] = freeze({**(decision.provider or {}), **v.provider})
-    fields["trace"] = (*decision.trace, new_trace_entry(a.experiment, True, a.why))
+    fields.update(changes)
+    fields["trace"] = (*decision.trace, a.entry)
     fields["experiment"] = a
     return out
+
+
+def _variant_changes(decision: Decision, v: Variant) -> dict[str, Any]:
+    model = v.model or decision.model
+    fallbacks = v.fallbacks if v.fallbacks is not None else decision.fallbacks
+    changes: dict[str, Any] = {
+        "model": model, "fallbacks": tuple(dict.fromkeys(m for m in fallbacks if m != model)),
+    }
+    if v.max_tokens is not None:
+        changes["max_tokens"] = v.max_tokens
+    if v.params is not None:
+        changes["params"] = freeze({**decision.params, **v.params})
+    if v.provider is not None:
+        changes["provider"] = freeze({**(decision.provider or {}), **v.provider})
+    return changes

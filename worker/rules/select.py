@@ -42,8 +42,9 @@ from typing import Any, Final, Literal
 
 from producer_client.money import MoneyError, to_decimal
 from worker.catalog import Catalog, ModelInfo
-from worker.rules.model import Decision, JobNeeds, TraceEntry, new_trace_entry, with_selection
+from worker.rules.model import Decision, JobNeeds, with_selection
 from worker.rules.problems import Problem, child_path
+from worker.rules.trace import TraceEntry, new_trace_entry
 from worker.rules.values import kind, show
 
 OrderBy = Literal["expected_cost", "prompt_price", "context_length"]
