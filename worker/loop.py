@@ -15,13 +15,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def name() -> str:
+    """The loop :func:`run` uses: "uvloop" or "asyncio"."""
+    if os.environ.get("ROUTEQ_EVENT_LOOP", "uvloop").strip().lower() == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
-    if os.environ.get("ROUTEQ_EVENT_LOOP", "uvloop").strip().lower() != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(main)
+    if name() == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
     return asyncio.run(main)

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import sys
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -182,10 +183,12 @@ async def reclaim_forever(ledger: BudgetLedger, every_s: float) -> None:
 async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
     worker = build_worker(settings, burst=burst)
     where = redact(settings.redis_url)
-    log.info("routeq %s worker %s on %s: queues=%s max_jobs=%d rules=%s catalog=%s openrouter=%s",
-             routeq_version(), settings.worker_name, where, ",".join(settings.queues), settings.max_jobs,
-             settings.rules_path or "shipped", settings.catalog_path or "shipped",
-             settings.openrouter.base_url)
+    started = _start_fields(settings, where)
+    log.info("routeq %s worker %s on %s: prefix=%s queues=%s max_jobs=%d job_timeout_s=%d max_tries=%d "
+             "rules=%s catalog=%s openrouter=%s metrics_port=%s store_prompts=%s", started["version"],
+             settings.worker_name, where, settings.prefix, started["queues"], settings.max_jobs,
+             settings.job_timeout_s, settings.max_tries, started["rules"], started["catalog"],
+             settings.openrouter.base_url, settings.metrics.port, settings.store_prompts, extra=started)
     try:
         await worker.pool.ping()
     except (AuthenticationError, AuthorizationError) as exc:
@@ -209,7 +212,27 @@ async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
         pass
     finally:
         await worker.close()
-        log.info("routeq worker %s stopped", settings.worker_name)
+        stats = worker.jobs.stats
+        uptime_s = round(time.time() - stats.started_at, 1)
+        log.info("routeq worker %s stopped after %.0f s: %d jobs (%s)", settings.worker_name, uptime_s,
+                 stats.done, ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items())) or "none",
+                 extra={"event": "worker_stopped", "worker": settings.worker_name, "uptime_s": uptime_s,
+                        "jobs_done": stats.done, "by_status": dict(stats.by_status),
+                        "duplicates": stats.duplicates})
+
+
+def _start_fields(settings: WorkerSettings, where: str) -> dict[str, Any]:
+    """The settings that explain a worker's behaviour, for its start line (never the API key)."""
+    return {
+        "event": "worker_started", "version": routeq_version(), "worker": settings.worker_name,
+        "redis": where, "prefix": settings.prefix, "queues": ",".join(settings.queues),
+        "max_jobs": settings.max_jobs, "interactive_reserve": settings.interactive_reserve,
+        "job_timeout_s": settings.job_timeout_s, "max_tries": settings.max_tries,
+        "heartbeat_s": settings.heartbeat_s, "rules": str(settings.rules_path or "shipped"),
+        "catalog": str(settings.catalog_path or "shipped"), "openrouter": settings.openrouter.base_url,
+        "metrics_port": settings.metrics.port, "store_prompts": settings.store_prompts,
+        "rollup_days": settings.rollup_days, "event_loop": loop.name(),
+    }
 
 
 def main() -> int:
