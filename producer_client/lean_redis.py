@@ -5,9 +5,10 @@ a new task per command; and its pool polls every connection it hands out with
 ``can_read_destructive`` (a non-blocking read) to catch one returned with unread data. Together
 they were about 7% of a worker's CPU at a thousand jobs a second (see the README's benchmarks).
 
-- ``LeanConnection.send_packed_command`` bounds the send with ``asyncio.timeout`` instead: the
-  same limit and the same errors, no task. (It also sidesteps Python 3.11's ``wait_for`` losing a
-  cancellation that lands as the send completes.)
+- ``LeanConnection.send_packed_command`` bounds the send with ``asyncio.timeout`` instead, and
+  only when the socket did not take the whole command at once (the only case where the send can
+  wait): the same limit and the same errors, no task. (It also sidesteps Python 3.11's
+  ``wait_for`` losing a cancellation that lands as the send completes.)
 - ``LeanPool.ensure_connection`` skips the poll for a connection that is connected: redis-py
   itself disconnects a connection whenever a command fails or is cancelled mid-reply (both in
   ``read_response`` and in ``send_packed_command``), so a connected one in the pool is clean.
@@ -40,13 +41,15 @@ class _LeanSend:
         if isinstance(command, bytes):
             command = [command]
         try:
-            if self.socket_timeout:
+            writer = self._writer
+            writer.writelines(command)
+            if self.socket_timeout and writer.transport.get_write_buffer_size():
+                # Not all of it went out at once: waiting for the socket to take the rest is what
+                # the timeout bounds. (With an empty buffer drain cannot block.)
                 async with asyncio.timeout(self.socket_timeout):
-                    self._writer.writelines(command)
-                    await self._writer.drain()
+                    await writer.drain()
             else:
-                self._writer.writelines(command)
-                await self._writer.drain()
+                await writer.drain()
         except TimeoutError:
             await self.disconnect(nowait=True)
             raise RedisTimeoutError("Timeout writing to socket") from None

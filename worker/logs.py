@@ -8,6 +8,7 @@ thousand jobs a second, and arq's carries the first 80 characters of a prompt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -19,11 +20,24 @@ import orjson
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+@functools.lru_cache(maxsize=4)
+def _second(epoch_s: int, fmt: str, utc: bool) -> str:
+    """One second's timestamp text: formatted once, not once per line (a line per job)."""
+    return time.strftime(fmt, time.gmtime(epoch_s) if utc else time.localtime(epoch_s))
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return f"{_second(int(record.created), '%Y-%m-%d %H:%M:%S', False)},{int(record.msecs):03d}"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{_second(int(record.created), '%Y-%m-%dT%H:%M:%S', True)}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -39,7 +53,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -232,7 +232,7 @@ class Pipeline:
         tally = Tally()
         pending = list(r.decision.escalate) if accept is not None else []
         step = r
-        run.step_worst = run.hold.worst_nano or self._worst(run, r)
+        run.step_worst = run.hold.worst_nano  # 0: no budget held; worked out if ever needed
         while True:
             got = await self._ask(run, step, request)
             if isinstance(got, UpstreamError):
@@ -265,6 +265,8 @@ class Pipeline:
             self.metrics.attempt(attempt)
             await self.health.record(attempt)
             if attempt.outcome_unknown:
+                if not run.step_worst:
+                    run.step_worst = self._worst(run, r)
                 run.unknown_nano += run.step_worst
                 await self._cover_unknown(run)
 
@@ -308,10 +310,9 @@ class Pipeline:
         return None
 
     def _succeeded(self, run: _Run, r: Route, tally: Tally, c: Completion) -> Finish:
-        routing = r.routing().model_copy(update={
-            "model_served": c.model_served, "provider": c.provider, "attempts": tally.attempts,
-            "escalations": tally.steps,
-        })
+        routing = r.routing()
+        routing.update(model_served=c.model_served, provider=c.provider, attempts=tally.attempts,
+                       escalations=tally.steps)
         usage = tally.usage(run.unknown_nano)
         assert usage is not None  # an answer came back
         result = run.out.succeeded(run.clock, content=c.content, message=dict(c.message), routing=routing,
@@ -320,7 +321,8 @@ class Pipeline:
 
     def _failed(self, run: _Run, r: Route, tally: Tally, error_type: str, message: str) -> Finish:
         """A failure after calling: whatever was answered or may have been billed is charged."""
-        routing = r.routing().model_copy(update={"attempts": tally.attempts, "escalations": tally.steps})
+        routing = r.routing()
+        routing.update(attempts=tally.attempts, escalations=tally.steps)
         usage = tally.usage(run.unknown_nano)
         result = run.out.failed(run.clock, error_type, message, routing=routing, usage=usage)
         return run.finish(result, tally.cost_nano + run.unknown_nano)

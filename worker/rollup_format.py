@@ -22,6 +22,7 @@ as ``other``. Missing values are ``-``. The separator ``|`` inside a value becom
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,7 +55,12 @@ class Dims:
 
 def hour_of(ts: float) -> str:
     """The rollup hour (UTC) of an epoch time: ``2026113014``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%d%H")
+    return _hour_name(int(ts // 3600))
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_name(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y%m%d%H")
 
 
 def hour_start(hour: str) -> datetime:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from producer_client.contract import ExperimentInfo, Job, Routing, Skip, TraceItem
+from producer_client.contract import Job, Skip
 from worker.catalog import Catalog
 from worker.classify import TaskTypeSource, classified_context
 from worker.eligibility import Needs, filter_chain, needs_of
@@ -62,24 +62,25 @@ class Route:
             other.decision.rule, other.chain, other.max_tokens
         )
 
-    def routing(self) -> Routing:
+    def routing(self) -> dict[str, Any]:
+        """The result's ``routing`` block as plain data (validated once, with the whole result)."""
         d = self.decision
-        return Routing(
-            rule=d.rule,
-            rules_version=d.rules_version,
-            rules_number=self.rules_number,
-            task_type=self.context.get("task_type"),
-            task_type_source=self.task_source,
-            model=self.model,
-            chain=list(self.chain),
-            skipped=list(self.skipped),
-            max_tokens=self.max_tokens,
-            trace=[TraceItem(rule=t.rule, matched=t.matched, why=t.why) for t in d.trace],
-            experiment=None if d.experiment is None else ExperimentInfo(
-                name=d.experiment.experiment, variant=d.experiment.variant.name,
-                unit_hash=d.experiment.unit_hash, unit=d.experiment.unit,
-            ),
-        )
+        a = d.experiment
+        return {
+            "rule": d.rule,
+            "rules_version": d.rules_version,
+            "rules_number": self.rules_number,
+            "task_type": self.context.get("task_type"),
+            "task_type_source": self.task_source,
+            "model": self.model,
+            "chain": list(self.chain),
+            "skipped": list(self.skipped),
+            "max_tokens": self.max_tokens,
+            "trace": [{"rule": t.rule, "matched": t.matched, "why": t.why} for t in d.trace],
+            "experiment": None if a is None else {
+                "name": a.experiment, "variant": a.variant.name, "unit_hash": a.unit_hash, "unit": a.unit,
+            },
+        }
 
 
 def route(

@@ -8,13 +8,15 @@ kept apart from the pipeline's I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from producer_client.contract import AttemptInfo, EscalationStep, Usage
+from producer_client.contract import AttemptInfo
 from producer_client.money import nano_to_usd
 from worker.openrouter import Attempt, Completion
 
 #: When steps' costs come from different sources, the result names the least certain one.
 _CERTAINTY = ("usage.cost", "catalog", "none", "unknown_outcome")
+_ATTEMPT_FIELDS = frozenset(AttemptInfo.model_fields)
 
 
 @dataclass
@@ -24,8 +26,8 @@ class Tally:
     completion_tokens: int = 0
     source: str = "usage.cost"
     answered: bool = False  # at least one completion came back
-    attempts: list[AttemptInfo] = field(default_factory=list)
-    steps: list[EscalationStep] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # the result's routing.attempts
+    steps: list[dict[str, Any]] = field(default_factory=list)  # its routing.escalations
 
     def add_attempts(self, attempts: tuple[Attempt, ...]) -> None:
         self.attempts.extend(attempt_info(a) for a in attempts)
@@ -39,30 +41,31 @@ class Tally:
         self.add_attempts(c.attempts)
 
     def add_step(self, model: str, accepted: bool, reason: str, cost_nano: int = 0) -> None:
-        self.steps.append(EscalationStep(model=model, accepted=accepted, reason=reason,
-                                         cost_usd=nano_to_usd(cost_nano)))
+        self.steps.append({"model": model, "accepted": accepted, "reason": reason,
+                           "cost_usd": nano_to_usd(cost_nano)})
 
-    def usage(self, unknown_nano: int) -> Usage | None:
+    def usage(self, unknown_nano: int) -> dict[str, Any] | None:
         """The job's usage: every answer, plus the worst case of each attempt whose outcome is
         unknown (it may have been billed). None when nothing was answered nor possibly billed."""
         if not self.answered and not unknown_nano:
             return None
         if unknown_nano:
             self._source("unknown_outcome")
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            cost_usd=nano_to_usd(self.cost_nano + unknown_nano),
-            cost_source=self.source if self.answered or unknown_nano else "none",  # type: ignore[arg-type]
-        )
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": nano_to_usd(self.cost_nano + unknown_nano),
+            "cost_source": self.source,
+        }
 
     def reasons(self) -> str:
-        return "; ".join(f"{s.model}: {s.reason}" for s in self.steps if not s.accepted)
+        return "; ".join(f"{s['model']}: {s['reason']}" for s in self.steps if not s["accepted"])
 
     def _source(self, source: str) -> None:
         if _CERTAINTY.index(source) > _CERTAINTY.index(self.source):
             self.source = source
 
 
-def attempt_info(a: Attempt) -> AttemptInfo:
-    return AttemptInfo.model_validate({k: v for k, v in a.to_dict().items() if k in AttemptInfo.model_fields})
+def attempt_info(a: Attempt) -> dict[str, Any]:
+    """An attempt as the result's ``routing.attempts`` holds it."""
+    return {k: v for k, v in a.to_dict().items() if k in _ATTEMPT_FIELDS}

@@ -4,8 +4,12 @@ and a connection cut mid-command is never handed out again with a stale reply in
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from producer_client.connection import connect
 from producer_client.lean_redis import LeanConnection, LeanPool
@@ -51,3 +55,22 @@ async def test_closing_the_client_closes_its_pool(redis_server: RedisServer) -> 
     pool = r.connection_pool
     await r.aclose()
     assert all(not c.is_connected for c in pool._available_connections)  # type: ignore[attr-defined]
+
+
+async def test_a_send_the_server_stops_taking_times_out(redis_server: RedisServer) -> None:
+    """A frozen Redis fills the socket buffers; the send is then bounded by ``socket_timeout``."""
+    r = connect(redis_server.url, socket_timeout_s=0.5)
+    assert redis_server.proc is not None
+    try:
+        await r.ping()
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(RedisTimeoutError):
+                await r.set("big", b"x" * (64 << 20))  # far more than the kernel's socket buffers
+            assert time.monotonic() - t0 < 10
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+        assert await r.ping()  # the cut connection was dropped; a fresh one works
+    finally:
+        await r.aclose()
