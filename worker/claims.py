@@ -20,8 +20,11 @@ from producer_client.lua import lua_script
 TRY_TTL_MS = 7 * 24 * 3600 * 1000  # as long as a queued job's envelope lives
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claimed:
+    """One claimed job. The job runner takes ``envelope`` out (sets it to None) once it has read
+    it, so the raw bytes are not held for the whole job."""
+
     job_id: str
     queue_key: str
     job_try: int

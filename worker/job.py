@@ -35,10 +35,16 @@ class JobRunner:
 
     async def run(self, claimed: Claimed) -> Finished:
         where = self.results.keys.job(claimed.job_id)
-        inp = JobInput(claimed.job_id, claimed.queue_key, open_envelope(claimed.envelope, where=where),
-                       claimed.job_try)
+        # The raw envelope is not kept while the job waits on upstream (with a thousand in flight,
+        # raw and parsed copies of every job add up): only the parsed job lives on.
+        raw, claimed.envelope = claimed.envelope, None
+        inp = JobInput(claimed.job_id, claimed.queue_key, open_envelope(raw, where=where), claimed.job_try)
+        del raw
+        batch_id = inp.envelope.batch_id
         try:
-            finish = await self.pipeline.run(inp)
+            started = self.pipeline.start(inp)
+            del inp
+            finish = await self.pipeline.call(started)
         except asyncio.CancelledError:
             raise  # shutdown: the runner puts the job back
         except Exception as exc:  # a bug must never leave a job without a result
@@ -46,7 +52,7 @@ class JobRunner:
             result = Outcome(claimed.job_id, claimed.job_try).failed(
                 JobClock(enqueued_at=None), "internal_error", f"{type(exc).__name__}: {exc}"
             )
-            finish = Finish(result, claimed.queue_key, inp.envelope.batch_id)
+            finish = Finish(result, claimed.queue_key, batch_id)
         # Once the upstream call is over its money must be settled: a shutdown must not cut this.
         finished = await asyncio.shield(self.results.finish(finish))
         if finished.settlement is not None:

@@ -58,9 +58,12 @@ class JobInput:
 
 @dataclass
 class _Run:
-    """One job in flight: what the steps learn, in order."""
+    """One job in flight: what the steps learn, in order. (Not the envelope: a thousand jobs wait
+    on upstream at once, and each would keep its raw document besides the parsed one.)"""
 
-    inp: JobInput
+    job_id: str
+    queue_key: str
+    batch_id: str | None
     clock: JobClock
     out: Outcome
     job: Job
@@ -71,13 +74,8 @@ class _Run:
     step_worst: int = 0  # the worst case of one attempt of the step being asked
 
     def finish(self, result: Result, charge_nano: int = 0) -> Finish:
-        return Finish(result, self.inp.queue_key, self.batch_id, self.hold, charge_nano,
+        return Finish(result, self.queue_key, self.batch_id, self.hold, charge_nano,
                       job=self.job, messages=self.messages)
-
-    @property
-    def batch_id(self) -> str | None:
-        env = self.inp.envelope
-        return env.batch_id
 
 
 class Pipeline:
@@ -100,8 +98,10 @@ class Pipeline:
         self.upstream_budget_s = upstream_budget_s
         self.max_tries = max_tries
 
-    async def run(self, inp: JobInput) -> Finish:
-        """The job's one finish (never raises for a bad job or an upstream failure)."""
+    def start(self, inp: JobInput) -> _Run | Finish:
+        """The job parsed and ready to route, or its finish already (a bad envelope or job, too
+        many tries). Separate from :meth:`call` so the caller can drop the raw envelope before the
+        long wait on upstream."""
         env = inp.envelope
         clock = JobClock(enqueued_at=env.enqueued_ms / 1000 if env.enqueued_ms is not None else None)
         meta = env.job.get("metadata") if isinstance(env, Envelope) else None
@@ -113,7 +113,8 @@ class Pipeline:
         except InvalidJob as exc:
             return Finish(out.rejected(clock, "invalid_job", str(exc)), inp.queue_key, env.batch_id)
         run = _Run(
-            inp, clock, Outcome(inp.job_id, inp.job_try, dict(job.metadata)), job,
+            inp.job_id, inp.queue_key, env.batch_id, clock,
+            Outcome(inp.job_id, inp.job_try, dict(job.metadata)), job,
             [m.model_dump(exclude_none=True) for m in job.messages], self.policy.current,
             Hold(reservation_id(inp.job_id, inp.job_try)),
         )
@@ -123,7 +124,18 @@ class Pipeline:
                 f"job started {inp.job_try} times without finishing (worker crashed or was killed); "
                 f"giving up after {self.max_tries} tries",
             ))
+        return run
+
+    async def call(self, run: _Run | Finish) -> Finish:
+        """Route, gate, reserve and call for a started job (never raises for a bad job or an
+        upstream failure)."""
+        if isinstance(run, Finish):
+            return run
         return await self._route_and_call(run)
+
+    async def run(self, inp: JobInput) -> Finish:
+        """The job's one finish: :meth:`start` then :meth:`call`."""
+        return await self.call(self.start(inp))
 
     async def _route_and_call(self, run: _Run) -> Finish:
         rules = run.policy.rules
@@ -134,7 +146,7 @@ class Pipeline:
 
         def decide(computed: Any) -> Route:
             return route(run.policy, run.job, run.messages, now=now, computed=computed,
-                         context=context, task_source=source, job_id=run.inp.job_id)
+                         context=context, task_source=source, job_id=run.job_id)
 
         chosen = self._eligible(run, decide(view))
         if isinstance(chosen, Finish):

@@ -16,13 +16,21 @@ from bench.plan import Plan, Say
 from bench.procs import Child, Children, RedisProc
 from bench.report import Row
 from producer_client.client import Client
+from producer_client.keys import Keys
 
 SECTION = "g memory"
 _MIB = 1024.0
 
 
 def _in_flight(redis: RedisProc) -> int:
-    return sum(1 for _ in redis.client().scan_iter(match="arq:in-progress:*", count=5000))
+    """Jobs running now: arq marks each with an in-progress key; routeq's claim moves a job's queue
+    score to when its claim expires, so running jobs are the future-scored members."""
+    client = redis.client()
+    arq = sum(1 for _ in client.scan_iter(match="arq:in-progress:*", count=5000))
+    now_ms = int(time.time() * 1000)
+    keys = Keys()
+    routeq = sum(int(client.zcount(keys.queue(q), f"({now_ms}", "+inf")) for q in ("interactive", "batch"))
+    return arq + routeq
 
 
 def _peak_rss(worker: Child, redis: RedisProc, window_s: float) -> tuple[int, int]:
