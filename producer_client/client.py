@@ -38,7 +38,7 @@ from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.lua import lua_script
 from producer_client.specs import JobSpec, check_id, job_pair
 from producer_client.watch import ServedCheck
-from producer_client.wire import envelope
+from producer_client.wire import envelopes
 
 OnFull = Literal["raise", "wait"]
 
@@ -200,8 +200,10 @@ class Client:
         queue_key = self.keys.queue(queue or self.queue)
         policy = on_full or self.on_full
         now_ms = int(time.time() * 1000)
-        payloads = [envelope(job, enqueue_ms=now_ms, batch_id=batch_id) for _, job in pairs]
-        head: list[Any] = [self.keys.prefix, self.max_queue_depth, self.keys.wake(queue_key), _JOB_TTL_MS]
+        payloads = envelopes([job for _, job in pairs], enqueue_ms=now_ms, batch_id=batch_id)
+        head: list[Any] = [
+            self.keys.prefix, self.max_queue_depth, self.keys.wake(queue_key), _JOB_TTL_MS, now_ms,
+        ]
         added: list[bool] = [False] * len(pairs)
         pending = deque(range(len(pairs)))
         last_progress = time.monotonic()
@@ -210,7 +212,7 @@ class Client:
             calls: list[list[int]] = []
             while pending and len(calls) < _CALLS_PER_ROUND:
                 calls.append([pending.popleft() for _ in range(min(chunk, len(pending)))])
-            argvs = [head + [x for i in idxs for x in (pairs[i][0], now_ms, payloads[i])] for idxs in calls]
+            argvs = [head + [x for i in idxs for x in (pairs[i][0], payloads[i])] for idxs in calls]
             refused: list[int] = []
             for idxs, (new, dups, full) in zip(calls, await self._run_enqueue(queue_key, argvs), strict=True):
                 for pos in new:

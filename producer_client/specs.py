@@ -16,6 +16,7 @@ from producer_client.jobs import build_job, new_job_id
 
 JobSpec = Mapping[str, Any] | tuple[str, Job]
 SPEC_FIELDS = ("id", "messages", "prompt", "context", "params", "metadata")
+_SPEC_SET = frozenset(SPEC_FIELDS)
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -32,8 +33,8 @@ def check_id(value: object, what: str = "id") -> str:
 
 def parse_spec(doc: Mapping[str, Any]) -> tuple[str | None, Job]:
     """(explicit id or None, Job) from ``{id?, messages | prompt, context?, params?, metadata?}``."""
-    unknown = sorted(set(doc) - set(SPEC_FIELDS))
-    if unknown:
+    if not doc.keys() <= _SPEC_SET:
+        unknown = sorted(set(doc) - _SPEC_SET)
         raise InvalidJob(f"{unknown[0]}: unknown field (a job has {', '.join(SPEC_FIELDS)})")
     job_id = None if doc.get("id") is None else check_id(doc["id"])
     messages, prompt = doc.get("messages"), doc.get("prompt")
