@@ -2,7 +2,7 @@
 
 All of them live under one prefix (``ROUTEQ_PREFIX``, default ``routeq:``), so staging and
 production can share a Redis without seeing each other's jobs, and every key either has a TTL or
-a documented owner (see the README's key table).
+a documented owner: what writes it and what bounds it (see the README's key table).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Keys:
         return f"{self.prefix}try:{job_id}"
 
     def result(self, job_id: str) -> str:
+        """The job's result document (TTL: ROUTEQ_RESULT_TTL_S)."""
         return f"{self.prefix}result:{job_id}"
 
     def done(self, job_id: str) -> str:
@@ -52,11 +53,14 @@ class Keys:
 
     @property
     def decisions(self) -> str:
+        """Stream of routing decisions, one entry per finished job. No TTL: owner the workers'
+        finish script, which caps it at ROUTEQ_DECISIONS_MAXLEN entries (XADD MAXLEN ~)."""
         return f"{self.prefix}decisions"
 
     @property
     def failed(self) -> str:
-        """Sorted set of failed job ids (score = finish time), the dead-letter index."""
+        """Sorted set of failed job ids (score = finish time), the dead-letter index. No TTL: owner
+        the workers' finish script, which trims entries older than the results they point to."""
         return f"{self.prefix}failed"
 
     def worker(self, name: str) -> str:
@@ -65,8 +69,36 @@ class Keys:
 
     @property
     def workers(self) -> str:
-        """Sorted set of worker names scored by their last heartbeat (epoch ms), to show lost ones."""
+        """Sorted set of worker names scored by their last heartbeat (epoch ms), to show lost ones.
+        No TTL: owner the workers' heartbeat, which trims names silent for a day."""
         return f"{self.prefix}workers"
+
+    # -- budgets (owner: the workers' budget scripts and ``routeq budget``) ----------------------
+
+    def budget_line(self, name: str, scope: str, window: str) -> str:
+        """Hash of one budget counter: spent, reserved, limit (nano-USD). TTL: its window's end
+        plus a margin; a ``total`` window has none and is owned by ``routeq budget reset``."""
+        return f"{self.prefix}budget:{name}:{scope}:{window}"
+
+    def budget_prefix(self) -> str:
+        """What every budget counter key starts with (for listings)."""
+        return f"{self.prefix}budget:"
+
+    @property
+    def budget_alerts(self) -> str:
+        """Stream of budget threshold crossings. No TTL: owner the budget scripts, which cap it
+        at 10,000 entries."""
+        return f"{self.prefix}budget:alerts"
+
+    def reservation(self, job_try: str) -> str:
+        """One try's open reservation (TTL: kept a week after it settles, for idempotent settles)."""
+        return f"{self.prefix}resv:{job_try}"
+
+    @property
+    def reservation_leases(self) -> str:
+        """Sorted set of open reservations scored by lease deadline (epoch ms). No TTL: owner the
+        workers' reclaimer, which charges and removes every expired lease."""
+        return f"{self.prefix}resv-leases"
 
     # -- versioned rules (owner: ``routeq rules``; kept until deleted by hand) ------------------
 

@@ -7,9 +7,11 @@ connections. This keeps one implementation of the protocol instead of a second, 
 
 Forks: a process forked after the client was made (gunicorn ``--preload``, uWSGI's default) has no
 loop thread (threads do not survive ``fork``), so the child would wait forever. Every call checks
-the process id and, in a new process, builds a fresh loop, thread and connection pool; the
-parent's sockets are left to the parent. Every call also has a deadline, so no mistake blocks a
-request thread for ever.
+the process id before it builds anything on the client and, in a new process, builds a fresh
+loop, thread and connection pool. The parent's loop and client are kept referenced in the child
+and never finalised there: closing them would unregister the parent's sockets from the epoll
+instance both processes share, and stall the parent. Every call also has a deadline, so no
+mistake blocks a request thread for ever.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from producer_client.specs import JobSpec
 
 T = TypeVar("T")
 _END = object()
+#: What a forked child inherited from its parent's SyncClients: kept alive, never closed (see above).
+_INHERITED: list[object] = []
 
 
 class SyncClient:
@@ -51,10 +55,21 @@ class SyncClient:
             return self._make_client()
 
         try:
-            self.client = self._run(build())
+            self._client = self._run(build())
         except BaseException:
             self._stop_loop()
             raise
+
+    @property
+    def client(self) -> Client:
+        """The async client of this process (a forked child gets its own on first use)."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        return self._client
+
+    def _after_fork(self) -> None:
+        _INHERITED.append((self._loop, self._thread, self._client))
+        self._start()
 
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> SyncClient:
@@ -159,7 +174,7 @@ class SyncClient:
             coro.close()
             raise RuntimeError("SyncClient is closed")
         if os.getpid() != self._pid:
-            self._start()  # forked: the loop thread stayed in the parent
+            self._after_fork()  # forked: the loop thread stayed in the parent
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("SyncClient called from its own event loop; use the async Client there")

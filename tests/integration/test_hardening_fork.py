@@ -28,17 +28,6 @@ PARENT_PROMPT_S = 5.0  # one job on an idle worker: well under a second
 CHILD_OK, CHILD_NOT_SUCCEEDED, CHILD_RAISED = 0, 3, 4
 
 
-# The lead must fix producer_client/sync.py (see the report): the child runs the coroutine built from
-# the parent's Client, and the parent's loop objects finalized in the child unregister the parent's
-# sockets from the epoll instance both share.
-FORK_BUG = pytest.mark.xfail(strict=True, reason=(
-    "SyncClient methods build the coroutine from the parent's Client before _run() notices the fork "
-    "(RuntimeError: Future attached to a different loop); and once the child drops the parent's loop and "
-    "pool, their finalizers unregister the parent's fds from the shared epoll: the parent's next call "
-    "stalls ~10 s"
-))
-
-
 @pytest.fixture()
 def sync_client(redis_url: str) -> Iterator[SyncClient]:
     client = SyncClient.from_url(redis_url)
@@ -85,7 +74,6 @@ def wait_child(pid: int, deadline_s: float) -> int | None:
     return None
 
 
-@FORK_BUG
 def test_forked_child_uses_the_parents_sync_client(worker: WorkerProcess, sync_client: SyncClient) -> None:
     assert submit_and_wait(sync_client, "hello from the parent before the fork")
     pid = os.fork()
@@ -129,7 +117,6 @@ def _mp_child(client: SyncClient) -> None:
     gc.collect()
 
 
-@FORK_BUG
 def test_multiprocessing_fork_children_use_the_parents_sync_client(
     worker: WorkerProcess, sync_client: SyncClient
 ) -> None:

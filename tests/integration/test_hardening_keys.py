@@ -138,12 +138,6 @@ async def test_waiters_give_the_done_token_back_with_the_results_ttl(
     assert not forever, f"keys of job {job_id} that never expire: {forever}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "producer_client/keys.py: the budget line counters ({prefix}budget:{name}:{scope}:total, no TTL) have no "
-    "Keys member; Keys.decisions, Keys.failed and Keys.workers never expire and their docstrings name no "
-    "owner or bound (the stream is capped by ROUTEQ_DECISIONS_MAXLEN, failed is trimmed by finish.lua, "
-    "workers by heartbeat.py; say so)"
-))
 async def test_every_key_without_a_ttl_has_a_documented_owner(
     tmp_path: Path, redis_url: str, redis_server: RedisServer, clean_emulator: Emulator
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from producer_client.keys import DEFAULT_PREFIX, glob_escape
+from producer_client.keys import DEFAULT_PREFIX, Keys, glob_escape
 from producer_client.lua import lua_script
 from worker.budget import replies
 from worker.budget.lines import BudgetLine
@@ -66,16 +66,15 @@ class BudgetLedger:
         self._reset = redis.register_script(lua_script("worker", "budget_reset.lua"))
 
     def resv_key(self, job_id: str) -> str:
-        return f"{self.prefix}resv:{job_id}"
+        return Keys(self.prefix).reservation(job_id)
 
     @property
     def leases_key(self) -> str:
-        """Sorted set of open reservations' job ids, scored by lease deadline (unix ms)."""
-        return f"{self.prefix}resv-leases"
+        return Keys(self.prefix).reservation_leases
 
     @property
     def alerts_key(self) -> str:
-        return f"{self.prefix}budget:alerts"
+        return Keys(self.prefix).budget_alerts
 
     async def reserve(
         self,
@@ -154,7 +153,7 @@ class BudgetLedger:
         now_ms = "" if now is None else str(int(now * 1000))
         reply = await self._reclaim(
             keys=[self.leases_key, self.alerts_key],
-            args=[f"{self.prefix}resv:", now_ms, limit, self.keep_s],
+            args=[Keys(self.prefix).reservation(""), now_ms, limit, self.keep_s],
         )
         await self._emit(replies.alerts(reply[1]))
         return [replies.text(job_id) for job_id in reply[0]]
@@ -210,7 +209,7 @@ class BudgetLedger:
     async def reset(self, key_or_scope: str) -> int:
         """Zero ``spent`` (keeping in-flight reservations) of the counters selected by a full key,
         a budget name (``per-user``) or a scope value (``user:u-42``). Returns how many."""
-        if key_or_scope.startswith(f"{self.prefix}budget:"):
+        if key_or_scope.startswith(Keys(self.prefix).budget_prefix()):
             targets = [key_or_scope]
         else:
             targets = [s.key for s in await self.status_all() if key_or_scope in (s.name, s.scope)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from producer_client.keys import DEFAULT_PREFIX
+from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.budget.config import BudgetDef
 from worker.budget.windows import expire_at, window_id
 
@@ -68,7 +68,7 @@ def applicable(
                 name=budget.name,
                 scope=scope,
                 window=window,
-                key=f"{prefix}budget:{budget.name}:{scope}:{window}",
+                key=Keys(prefix).budget_line(budget.name, scope, window),
                 limit_nano=budget.limit_nano,
                 expire_at=expire_at(budget.window, now, tz),
                 alerts=budget.alerts,
