@@ -72,6 +72,10 @@ class ResultStore:
     feedback_ttl_s: int = 30 * 86_400
 
     def __post_init__(self) -> None:
+        # The script writes the result after it settled and dropped the job: a TTL Redis refuses
+        # there would lose the job. Refuse it here, before any job runs.
+        if self.ttl_s < 1 or self.feedback_ttl_s < 1 or self.rollup_ttl_s < 0 or self.reservation_keep_s < 1:
+            raise ValueError("result, feedback and reservation TTLs must be >= 1 s; rollup TTL >= 0 (0: off)")
         object.__setattr__(self, "_script", self.redis.register_script(lua_script("worker", "finish.lua")))
 
     async def finish(self, f: Finish) -> Finished:

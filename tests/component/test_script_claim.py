@@ -212,3 +212,13 @@ async def test_the_envelope_is_returned_byte_for_byte(script_redis: Redis) -> No
     _, (claimed,) = await claimer(script_redis).claim([1, 1])
     assert claimed.envelope == raw
     assert orjson.loads(claimed.envelope)["a"][0]["messages"][0]["content"] == text
+
+
+async def test_an_id_queued_by_hand_after_its_result_is_not_run_again(script_redis: Redis) -> None:
+    """A producer that writes the job key and ZADD itself (not enqueue.lua, which refuses a known id)
+    re-queues a finished job: its first claim already says it has a result, so it is not billed twice."""
+    await script_redis.set(KEYS.result("done-1"), b'{"job_id":"done-1"}', ex=60)
+    await script_redis.set(KEYS.job("done-1"), b'{"t":null,"f":"complete","a":[{}],"k":{},"et":1}', ex=60)
+    await script_redis.zadd(HIGH, {"done-1": now_ms() - 1})
+    _, (claimed,) = await claimer(script_redis).claim([1, 1], now_ms=now_ms())
+    assert (claimed.job_try, claimed.has_result) == (1, True)

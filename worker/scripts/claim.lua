@@ -22,8 +22,9 @@ for q = 1, #KEYS do
       local try_key = prefix .. 'try:' .. id
       local try = redis.call('INCR', try_key)
       redis.call('PEXPIRE', try_key, try_ttl)
-      local has_result = 0
-      if try > 1 then has_result = redis.call('EXISTS', prefix .. 'result:' .. id) end
+      -- Checked on every try: an id queued again by hand (not through enqueue.lua, which refuses
+      -- it) after its result was written must not run, and be billed, a second time.
+      local has_result = redis.call('EXISTS', prefix .. 'result:' .. id)
       jobs[#jobs + 1] = id
       jobs[#jobs + 1] = q
       jobs[#jobs + 1] = try
