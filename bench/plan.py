@@ -21,6 +21,7 @@ class Plan:
     e2e_zero_jobs: int = 2000
     e2e_slow_jobs: int = 3000
     e2e_max_jobs: int = 1000
+    e2e_cpu_max_jobs: int = 200  # the zero-latency case: CPU per job, as the issue measures it
     e2e_cap_s: float = 35.0
     ledger_pairs: int = 2000
     budget_jobs: int = 1000

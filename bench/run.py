@@ -6,7 +6,8 @@ Usage (from the repository root)::
     .venv/bin/python bench/run.py --quick         # smaller counts, about a minute
     .venv/bin/python bench/run.py --only rules,pickup
 
-Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream, select, cascade, report.
+Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream, select, cascade, report,
+rollups.
 Each starts its own redis-server on a free loopback port, its own emulator and real worker
 processes, and stops them after.
 Prints a markdown table and writes it as JSON to bench/out/latest.json. Nothing is asserted:
@@ -44,6 +45,7 @@ SECTIONS: dict[str, str] = {
     "select": "bench.sections.select",
     "cascade": "bench.sections.cascade",
     "report": "bench.sections.report",
+    "rollups": "bench.sections.rollups",
 }
 OUT = Path(__file__).resolve().parent / "out" / "latest.json"
 

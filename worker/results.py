@@ -25,6 +25,7 @@ from producer_client.contract import Job, Result
 from producer_client.keys import Keys
 from producer_client.lua import lua_script
 from producer_client.money import usd_to_nano
+from worker.batched_script import BatchedScript
 from worker.budget import Settlement, replies
 from worker.rollup_format import CAPS, DIMENSIONS, dims_of, hour_of, metrics_of
 from worker.spend import Hold
@@ -76,7 +77,7 @@ class ResultStore:
         # there would lose the job. Refuse it here, before any job runs.
         if self.ttl_s < 1 or self.feedback_ttl_s < 1 or self.rollup_ttl_s < 0 or self.reservation_keep_s < 1:
             raise ValueError("result, feedback and reservation TTLs must be >= 1 s; rollup TTL >= 0 (0: off)")
-        object.__setattr__(self, "_script", self.redis.register_script(lua_script("worker", "finish.lua")))
+        object.__setattr__(self, "_script", BatchedScript(self.redis, lua_script("worker", "finish.lua")))
 
     async def finish(self, f: Finish) -> Finished:
         """Run the finish script, retrying through Redis outages for up to ``retry_for_s``."""
@@ -113,7 +114,7 @@ class ResultStore:
         deadline = time.monotonic() + self.retry_for_s
         while True:
             try:
-                return await self._script(keys=keys, args=args)  # type: ignore[attr-defined]
+                return await self._script(keys, args)  # type: ignore[attr-defined]
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise

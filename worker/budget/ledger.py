@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 
 from producer_client.keys import DEFAULT_PREFIX, Keys, glob_escape
 from producer_client.lua import lua_script
+from worker.batched_script import BatchedScript
 from worker.budget import replies
 from worker.budget.lines import BudgetLine
 from worker.budget.records import BudgetAlert, BudgetState, Reservation, Settlement
@@ -60,7 +61,8 @@ class BudgetLedger:
         self.lease_s = lease_s
         self.keep_s = keep_s
         self.on_alerts = on_alerts
-        self._reserve = redis.register_script(lua_script("worker", "budget_reserve.lua"))
+        # Reservations of concurrent jobs share round trips (worker/batched_script.py).
+        self._reserve = BatchedScript(redis, lua_script("worker", "budget_reserve.lua"))
         self._settle = redis.register_script(lua_script("worker", "budget_settle.lua"))
         self._reclaim = redis.register_script(lua_script("worker", "budget_reclaim.lua"))
         self._reset = redis.register_script(lua_script("worker", "budget_reset.lua"))
