@@ -26,10 +26,12 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from producer_client.contract import Result
 from producer_client.money import usd_to_nano
+
+if TYPE_CHECKING:
+    from producer_client.contract import Result
 
 DIMENSIONS: Final = ("rule", "model", "variant", "task_type", "tenant")
 CAPS: Final = {"rule": 200, "model": 500, "variant": 200, "task_type": 100, "tenant": 1000}

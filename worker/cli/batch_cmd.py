@@ -11,34 +11,21 @@ every job succeeded, 1 when any failed, was rejected or is unfinished, 130 when 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
-import shutil
-import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from producer_client.batch import (
-    BatchInput,
-    OutFile,
-    Plan,
-    RunOutcome,
-    Tally,
-    percentile,
-    plan_batch,
-    read_input_file,
-    read_previous,
-    run_batch,
-)
-from producer_client.client import Client
-from producer_client.errors import RouteqError
 from producer_client.keys import QUEUES
 from worker.cli.common import fail
 from worker.cli.table import render_table
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from producer_client.batch import BatchInput, Plan, RunOutcome, Tally
+    from producer_client.client import Client
 
 SHOWN_REJECTIONS = 50
 _BAR_EVERY_S = 0.2  # at most 5 redraws a second on a terminal
@@ -47,6 +34,8 @@ _LINE_EVERY_S = 5.0  # plain progress lines when stderr is a file or pipe
 
 def _make_client(url: str | None) -> Client:
     # A batch waits out a full queue for as long as it takes; --timeout bounds the run instead.
+    from producer_client.client import Client
+
     return Client.from_url(url, full_wait_s=math.inf)
 
 
@@ -74,6 +63,11 @@ def register(sub: Any) -> None:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from producer_client.batch import Tally, plan_batch, read_input_file, read_previous
+    from producer_client.errors import RouteqError
+
     if not args.input.is_file():
         return fail(f"{args.input}: no such file", 2)
     if args.out.exists() and args.out.resolve() == args.input.resolve():
@@ -102,6 +96,11 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, plan: Plan, tally: Tally) -> RunOutcome:
+    import asyncio
+    import signal
+
+    from producer_client.batch import OutFile, run_batch
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -142,6 +141,8 @@ class Progress:
         self.mode = mode
 
     async def run(self) -> None:
+        import asyncio
+
         if self.mode == "off":
             return
         every = _BAR_EVERY_S if self.mode == "bar" else _LINE_EVERY_S
@@ -151,6 +152,8 @@ class Progress:
 
     def draw(self) -> None:
         if self.mode == "bar":
+            import shutil
+
             width = shutil.get_terminal_size().columns - 1  # a wrapped line could not be redrawn
             self.stream.write("\r\x1b[2K" + self.bar()[:width])
         elif self.mode == "lines":
@@ -213,6 +216,8 @@ def _counted(counter: Counter[str]) -> list[list[str]]:
 
 
 def _pcts(values: list[int]) -> list[str]:
+    from producer_client.batch import percentile
+
     p50, p95 = percentile(values, 50), percentile(values, 95)
     return ["-" if p50 is None else f"{p50:,}", "-" if p95 is None else f"{p95:,}", f"{len(values):,}"]
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX
 from producer_client.money import nano_to_usd
-from worker.budget import BudgetState
-from worker.budget.ledger import BudgetLedger
 from worker.cli.common import fail, print_json
 from worker.cli.table import render_table
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.budget import BudgetState
+    from worker.budget.ledger import BudgetLedger
 
 
 def register(sub: Any) -> None:
@@ -31,11 +31,16 @@ def register(sub: Any) -> None:
 
 
 def _ledger(args: argparse.Namespace) -> BudgetLedger:
+    from producer_client.connection import connect, redis_url
+    from worker.budget.ledger import BudgetLedger
+
     url = args.redis or redis_url()
     return BudgetLedger(connect(url), prefix=env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
 
 
 def _status(args: argparse.Namespace) -> int:
+    import asyncio
+
     async def go() -> list[BudgetState]:
         ledger = _ledger(args)
         try:
@@ -64,6 +69,8 @@ def _pct(s: BudgetState) -> str:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    import asyncio
+
     async def go() -> int:
         ledger = _ledger(args)
         try:

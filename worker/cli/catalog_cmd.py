@@ -11,24 +11,22 @@ version is unknown, 2 bad settings, 4 Redis.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import difflib
 import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
-from worker.catalog import Catalog, ModelInfo, Refusal
-from worker.catalog_diff import CatalogDiff, decimal_text, diff_catalogs, per_million
-from worker.catalog_store import CatalogStore, StoredCatalog
 from worker.cli import exits
 from worker.cli.common import fail, print_json
 from worker.cli.table import render_table
-from worker.shipped import catalog_file
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.catalog import Catalog, ModelInfo, Refusal
+    from worker.catalog_diff import CatalogDiff
+    from worker.catalog_store import CatalogStore, StoredCatalog
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"[0-9]+")
@@ -79,6 +77,11 @@ def _version_number(text: str) -> int:
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[CatalogStore], Awaitable[T]]) -> T:
+    import asyncio
+
+    from producer_client.connection import connect, redis_url
+    from worker.catalog_store import CatalogStore
+
     async def go() -> T:
         redis = connect(args.redis or redis_url())
         try:
@@ -133,6 +136,9 @@ def _print_refusals(refused: tuple[Refusal, ...]) -> None:
 
 
 def show_command(args: argparse.Namespace) -> int:
+    from worker.catalog import Catalog
+    from worker.shipped import catalog_file
+
     async def work(store: CatalogStore) -> tuple[StoredCatalog | None, int | None]:
         return await store.load(args.version), await store.active()
 
@@ -165,6 +171,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def _row(m: ModelInfo) -> list[object]:
+    from worker.catalog_diff import decimal_text, per_million
+
     prices = (["variable"] * 3 if m.variable_price else
               [decimal_text(per_million(m.prompt_price)), decimal_text(per_million(m.completion_price)),
                decimal_text(m.request_price)])
@@ -179,6 +187,8 @@ def _yes(flag: bool) -> str:
 def _show_model(catalog: Catalog, model: str, origin: dict[str, Any], *, as_json: bool) -> int:
     info = catalog.get(model)
     if info is None:
+        import difflib
+
         near = difflib.get_close_matches(model, [m.id for m in catalog.everything()], n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         where = f"version {origin['version']}" if origin["version"] is not None else origin["source"]
@@ -196,6 +206,8 @@ def _show_model(catalog: Catalog, model: str, origin: dict[str, Any], *, as_json
 def _model_dict(m: ModelInfo) -> dict[str, Any]:
     """One model for people and scripts: prices per million tokens as decimal strings (per request
     for ``request``); a router's prices are null (variable)."""
+    from worker.catalog_diff import decimal_text, per_million
+
     def price(per_token: Any, scale: bool = True) -> str | None:
         if m.variable_price or per_token is None:
             return None
@@ -227,6 +239,8 @@ def _model_dict(m: ModelInfo) -> dict[str, Any]:
 
 
 def diff_command(args: argparse.Namespace) -> int:
+    from worker.catalog_diff import diff_catalogs
+
     if len(args.versions) not in (0, 2):
         return fail("catalog diff: give two version numbers, or none for the last two", exits.USAGE)
 
@@ -256,6 +270,8 @@ def diff_command(args: argparse.Namespace) -> int:
 
 
 def render_diff(old: int, new: int, diff: CatalogDiff) -> list[str]:
+    from worker.catalog_diff import decimal_text
+
     lines = [f"catalog version {old} -> {new}: {len(diff.added)} added, {len(diff.removed)} removed, "
              f"{len(diff.prices)} price changes, {len(diff.capabilities)} capability changes"]
     if diff.added:

@@ -8,17 +8,16 @@ stderr before it waits, so an interrupted wait can go on with ``routeq result ID
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from producer_client.client import Client
-from producer_client.contract import Result, json_schemas
-from producer_client.errors import InvalidFeedback, InvalidJob, ResultTimeout, UnknownJob
 from producer_client.keys import QUEUES
 from worker.cli import exits
 from worker.cli.common import fail, parse_json_arg, print_json
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from producer_client.contract import Result
 
 
 def register(sub: Any) -> None:
@@ -63,6 +62,8 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_prompt(args: argparse.Namespace) -> str | None:
     """The prompt from --prompt TEXT, --prompt - (stdin) or --prompt-file PATH; None if none given."""
+    from producer_client.errors import InvalidJob
+
     if args.prompt is not None and args.prompt_file is not None:
         raise InvalidJob("give --prompt or --prompt-file, not both")
     if args.prompt_file is not None:
@@ -77,11 +78,18 @@ def read_prompt(args: argparse.Namespace) -> str | None:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from producer_client.contract import json_schemas
+
     print_json(json_schemas(), pretty=True)
     return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from producer_client.client import Client
+    from producer_client.errors import InvalidJob, ResultTimeout
+
     try:
         prompt = read_prompt(args)
     except InvalidJob as exc:
@@ -122,6 +130,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _result(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from producer_client.client import Client
+    from producer_client.errors import ResultTimeout
+
     async def go() -> int:
         async with Client.from_url(args.redis) as client:
             if args.wait > 0:
@@ -140,6 +153,11 @@ def _result(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from producer_client.client import Client
+    from producer_client.errors import InvalidFeedback, InvalidJob, UnknownJob
+
     async def go() -> bool:
         async with Client.from_url(args.redis) as client:
             return await client.feedback(args.job_id, args.score, args.label, args.comment)

@@ -8,7 +8,6 @@ from typing import Any
 
 from worker.cli import exits
 from worker.cli.common import fail
-from worker.shipped import CATALOG, CATALOG_ENV, RULES, RULES_ENV, shipped, shipped_examples
 
 
 def register(sub: Any) -> None:
@@ -25,6 +24,8 @@ def register(sub: Any) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from worker.shipped import CATALOG, CATALOG_ENV, RULES, RULES_ENV, shipped, shipped_examples
+
     target: Path = args.dir
     names = [RULES, CATALOG, *shipped_examples()]
     existing = [n for n in names if (target / n).exists()]

@@ -8,13 +8,10 @@ out of the process list) makes the page and its data require ``Authorization: Be
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 import sys
 from typing import Any
 
-from producer_client.connection import connect, redact, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.cli import exits
@@ -33,8 +30,12 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from aiohttp import web
 
+    from producer_client.connection import connect, redact, redis_url
     from worker.dashboard.app import make_app
     from worker.dashboard.data import DashboardData
 

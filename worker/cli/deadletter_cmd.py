@@ -8,28 +8,28 @@ interactive traffic.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-
-from producer_client.client import Client
-from producer_client.connection import connect, redact, redis_url
 from producer_client.envvars import env_str
-from producer_client.errors import RedisUnavailable, RouteqError
 from producer_client.keys import DEFAULT_PREFIX, QUEUES, Keys
 from worker.cli.common import fail, print_json
 from worker.cli.table import render_table
-from worker.deadletters import DeadLetter, RetryRefused, list_failed, requeue
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from redis.asyncio import Redis
+
+    from worker.deadletters import DeadLetter
 
 MESSAGE_CHARS = 80
 
 
 def _connect(url: str) -> Redis:
+    from producer_client.connection import connect
+
     return connect(url)
 
 
@@ -55,6 +55,8 @@ def register(sub: Any) -> None:
 
 
 def _failed(args: argparse.Namespace) -> int:
+    from worker.deadletters import list_failed
+
     async def go(redis: Redis, keys: Keys) -> int:
         letters = await list_failed(redis, keys, limit=args.limit, since_ms=args.since)
         if args.json:
@@ -73,6 +75,8 @@ def _retry(args: argparse.Namespace) -> int:
         return fail("give a job id or --all", 2)
     if args.error_type and not args.all:
         return fail("--error-type only goes with --all", 2)
+    from producer_client.client import Client
+    from worker.deadletters import RetryRefused, list_failed, requeue
 
     async def go(redis: Redis, keys: Keys) -> int:
         client = Client(redis, prefix=keys.prefix, queue=args.queue, url_for_errors=_where(args))
@@ -96,6 +100,11 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, go: Callable[[Redis, Keys], Awaitable[int]]) -> int:
+    import asyncio
+
+    from producer_client.connection import redis_url
+    from producer_client.errors import RedisUnavailable, RouteqError
+
     async def main() -> int:
         redis = connect_redis(args.redis or redis_url())
         try:
@@ -135,6 +144,8 @@ def _clip(text: str) -> str:
 
 
 def _where(args: argparse.Namespace) -> str:
+    from producer_client.connection import redact, redis_url
+
     return redact(args.redis or redis_url())
 
 

@@ -7,13 +7,12 @@ so a parent process can wait for it (``--port 0`` shows the port actually bound)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worker.catalog import Catalog, CatalogError
-from worker.emulator.faults import FaultConfig, FaultConfigError
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.emulator.faults import FaultConfig
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +35,8 @@ def register(subparsers: Any) -> None:
 
 
 def build_faults(args: argparse.Namespace) -> FaultConfig:
+    from worker.emulator.faults import FaultConfig
+
     config = FaultConfig.load(args.faults) if args.faults else FaultConfig()
     changes: dict[str, float] = {}
     if args.latency_ms is not None:
@@ -52,6 +53,11 @@ def build_faults(args: argparse.Namespace) -> FaultConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from worker.catalog import Catalog, CatalogError
+    from worker.emulator.faults import FaultConfigError
+
     if not 0 <= args.port <= 65535:
         print(f"routeq emulator: --port {args.port} is out of range 0-65535", file=sys.stderr)
         return 2

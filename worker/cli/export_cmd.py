@@ -16,9 +16,7 @@ Exit codes: 0; 1 the file cannot be written; 2 bad usage; 4 Redis.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +89,9 @@ def register(sub: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import asyncio
+    import sqlite3
+
     from producer_client.connection import connect, redis_url
     from worker.analytics.rollups import RollupReader
     from worker.analytics.window import WindowError, window
@@ -195,6 +196,8 @@ def rollup_rows(hourly: Mapping[tuple[str, tuple[str, ...]], Any]) -> list[tuple
 
 def write_sqlite(path: Path, log: Iterable[tuple[Any, ...]], rollups: Iterable[tuple[Any, ...]]) -> None:
     """Write both tables into a fresh file beside ``path``, then rename it over ``path``."""
+    import sqlite3
+
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temp.unlink(missing_ok=True)
     try:

@@ -8,21 +8,20 @@ better (the key was fixed, credits were added, a provider came back).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX
 from worker.cli import exits
 from worker.cli.common import fail, print_json
 from worker.cli.table import render_table
-from worker.health import ModelHealth
-from worker.health.breaker import ACCOUNT
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.health import ModelHealth
 
 
 def register(sub: Any) -> None:
@@ -38,6 +37,9 @@ def register(sub: Any) -> None:
 
 
 def _health(args: argparse.Namespace) -> ModelHealth:
+    from producer_client.connection import connect, redis_url
+    from worker.health import ModelHealth
+
     return ModelHealth(connect(args.redis or redis_url()),
                        prefix=env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
 
@@ -47,6 +49,8 @@ def _when(ts: float | None) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    import asyncio
+
     async def go() -> tuple[Any, Any]:
         health = _health(args)
         try:
@@ -80,6 +84,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _clear(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from worker.health.breaker import ACCOUNT
+
     async def go() -> int:
         health = _health(args)
         try:

@@ -10,17 +10,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from redis.exceptions import RedisError
-
-from producer_client.connection import redact, redis_url
 from producer_client.envvars import SettingsError
-from producer_client.errors import RedisUnavailable
-from worker.catalog import CatalogError
 from worker.cli import exits
-from worker.version import routeq_version
 
-# Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
+# Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers. Every command (and
+# --help) pays for what these modules import at their top, so that is the standard library and
+# light modules of ours only: redis, pydantic, asyncio and the worker side are imported inside the
+# command function (tests/unit/test_cli_startup.py checks it).
 COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.route_cmd",
     "worker.cli.rules_cmd",
@@ -49,7 +47,7 @@ WORKER_EXTRA = frozenset(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routeq", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"routeq {routeq_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -65,34 +63,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `routeq ... | head` closed the pipe: not an error
         _quiet_broken_pipe()
         return exits.OK
-    except SettingsError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return exits.USAGE
-    except RedisUnavailable as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return exits.REDIS
-    except (RedisError, ConnectionError) as exc:
-        where = redact(getattr(args, "redis", None) or redis_url())
-        print(f"{name}: Redis at {where}: {_reason(exc)}", file=sys.stderr)
-        return exits.REDIS
-    except CatalogError as exc:
-        print(f"{name}: model catalog: {exc}", file=sys.stderr)
-        return exits.USAGE
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in WORKER_EXTRA:
-            raise
-        print(f"routeq {args.command}: needs the worker side ({missing} is not installed): "
-              "pip install 'routeq[worker]'", file=sys.stderr)
-        return exits.NEEDS_WORKER
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return exits.INTERRUPTED
+    except Exception as exc:
+        known = _one_line(name, args, exc)
+        if known is None:  # not an error the user can act on: a bug, whose traceback is wanted
+            raise
+        return known
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # `routeq ... | head` closed the pipe: not an error
         _quiet_broken_pipe()
     return code
+
+
+def _one_line(name: str, args: argparse.Namespace, exc: Exception) -> int | None:
+    """Print a known error as one line on stderr and return its exit code; None for any other."""
+    if isinstance(exc, SettingsError):
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exits.USAGE
+    if _is_a(exc, "producer_client.errors", "RedisUnavailable"):
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exits.REDIS
+    if isinstance(exc, ConnectionError) or _is_a(exc, "redis.exceptions", "RedisError"):
+        from producer_client.connection import redact, redis_url
+
+        where = redact(getattr(args, "redis", None) or redis_url())
+        print(f"{name}: Redis at {where}: {_reason(exc)}", file=sys.stderr)
+        return exits.REDIS
+    if _is_a(exc, "worker.catalog", "CatalogError"):
+        print(f"{name}: model catalog: {exc}", file=sys.stderr)
+        return exits.USAGE
+    if isinstance(exc, ModuleNotFoundError):
+        missing = (exc.name or "").split(".")[0]
+        if missing not in WORKER_EXTRA:
+            return None
+        print(f"{name}: needs the worker side ({missing} is not installed): "
+              "pip install 'routeq[worker]'", file=sys.stderr)
+        return exits.NEEDS_WORKER
+    return None
+
+
+def _is_a(exc: BaseException, module: str, name: str) -> bool:
+    """``isinstance(exc, module.name)`` without importing ``module`` (redis, pydantic and the catalog
+    would cost every command ~0.3 s): an exception of that class can only have been raised once
+    its module was imported, so a module not in ``sys.modules`` means no."""
+    cls = getattr(sys.modules.get(module), name, None)
+    return isinstance(cls, type) and isinstance(exc, cls)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: reads the installed version only when asked (``importlib.metadata`` is slow
+    to import), then exits like argparse's own version action."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default,
+                         help=help or "show routeq's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from worker.version import routeq_version
+
+        print(f"routeq {routeq_version()}")
+        parser.exit()
 
 
 def _reason(exc: BaseException) -> str:

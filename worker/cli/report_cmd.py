@@ -11,8 +11,6 @@ days answer as fast as one. Exit codes: 0 (also for a window without jobs), 1 no
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
 import os
 import sys
 from typing import Any
@@ -57,6 +55,8 @@ def keys_from_env() -> Keys:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import asyncio
+
     from producer_client.connection import connect, redis_url
     from worker.analytics.rollups import RollupReader, check_group_by
     from worker.analytics.window import WindowError, window
@@ -102,6 +102,8 @@ _CSV_COLUMNS = ("jobs", "success_rate", "fallback_rate", "cost_usd", "cost_per_1
 
 
 def write_csv(rollup: Any) -> None:
+    import csv
+
     from worker.analytics.present import metrics_json
 
     out = csv.writer(sys.stdout, lineterminator="\n")
@@ -145,6 +147,8 @@ def _ms(value: int | None) -> str:
 
 
 def _experiment(args: argparse.Namespace) -> int:
+    import asyncio
+
     from producer_client.connection import connect, redis_url
     from worker.analytics.active_rules import active_rules
     from worker.analytics.experiment import build_report, variant_of

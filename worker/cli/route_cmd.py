@@ -15,18 +15,17 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from producer_client.errors import InvalidJob
-from producer_client.jobs import parse_job
-from worker.catalog import Catalog
 from worker.cli import exits
 from worker.cli.client_cmd import add_prompt_arguments, read_prompt
 from worker.cli.common import print_json
 from worker.cli.rules_cmd import load_or_report
-from worker.routing import Policy, route
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.routing import Policy
 
 
 def register(subparsers: Any) -> None:
@@ -71,6 +70,10 @@ def _parse_object(text: str) -> dict[str, Any]:
 
 
 def route_command(args: argparse.Namespace) -> int:
+    from producer_client.errors import InvalidJob
+    from worker.catalog import Catalog
+    from worker.routing import Policy
+
     catalog = Catalog.load()
     rules = load_or_report(args.rules, catalog)
     if rules is None:
@@ -113,6 +116,9 @@ class _Router:
 
     def route(self, context: Mapping[str, Any], prompt: str | None) -> dict[str, Any]:
         """The decision a worker would make for a job with this context and prompt."""
+        from producer_client.jobs import parse_job
+        from worker.routing import route
+
         job = parse_job({"messages": [{"role": "user", "content": prompt or ""}], "context": dict(context)})
         messages = [m.model_dump(exclude_none=True) for m in job.messages] if prompt else []
         r = route(self.policy, job, messages, now=self.now or datetime.now(UTC), computed=self.computed)
@@ -133,6 +139,8 @@ class _Router:
 
     def route_lines(self, lines: Iterable[str], default_prompt: str | None) -> int:
         """One decision per line, in order; a bad line prints an error object and fails the run."""
+        from producer_client.errors import InvalidJob
+
         failed = False
         for number, line in enumerate(lines, start=1):
             if not line.strip():

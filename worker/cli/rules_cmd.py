@@ -10,7 +10,6 @@ version, so two operators cannot silently overwrite each other (exit 3 when it l
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import re
@@ -19,31 +18,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
-from worker.catalog import Catalog
 from worker.cli import exits
 from worker.cli.common import fail, print_json
 from worker.cli.table import render_table
-from worker.rules import RulesError, RuleSet, load_rules
-from worker.rules_diff import as_json, diff_rules, render
-from worker.rules_store import (
-    AuditEntry,
-    RulesStore,
-    StoredRules,
-    UnknownVersion,
-    VersionConflict,
-    WorkerRules,
-    canonical_json,
-    content_hash,
-    worker_rules,
-)
-from worker.shipped import rules_file
+
+if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from worker.catalog import Catalog
+    from worker.rules import RuleSet
+    from worker.rules_store import AuditEntry, RulesStore, StoredRules, WorkerRules
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"[0-9]+")
@@ -145,6 +133,10 @@ def _expected(text: str) -> int:
 def load_or_report(path: Path | None, catalog: Catalog | None = None) -> RuleSet | None:
     """The rule set checked against the catalog (default: ``$ROUTEQ_CATALOG`` or the shipped one),
     or None after printing its problems to stderr (shared with ``route``)."""
+    from worker.catalog import Catalog
+    from worker.rules import RulesError, load_rules
+    from worker.shipped import rules_file
+
     source = path if path is not None else rules_file()
     try:
         return load_rules(source, catalog=catalog if catalog is not None else Catalog.load())
@@ -167,6 +159,11 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[RulesStore], Awaitable[T]]) -> T:
+    import asyncio
+
+    from producer_client.connection import connect, redis_url
+    from worker.rules_store import RulesStore
+
     async def go() -> T:
         redis = connect(args.redis or redis_url())
         try:
@@ -187,6 +184,8 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def push_command(args: argparse.Namespace) -> int:
+    from worker.rules_store import VersionConflict, canonical_json, content_hash
+
     rules = load_or_report(args.file)
     if rules is None:
         return exits.FAILED
@@ -203,6 +202,8 @@ def push_command(args: argparse.Namespace) -> int:
 
 
 def activate_command(args: argparse.Namespace) -> int:
+    from worker.rules_store import UnknownVersion, VersionConflict
+
     try:
         done = _with_store(args, lambda store: store.activate(
             args.number, by=_by(args), expect=args.expect, message=args.message))
@@ -236,6 +237,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def show_command(args: argparse.Namespace) -> int:
+    from worker.rules_store import UnknownVersion
+
     async def work(store: RulesStore) -> StoredRules | None:
         number = args.number if args.number is not None else await store.active()
         return None if number is None else await store.get(number)
@@ -256,6 +259,9 @@ class _SideError(Exception):
 
 
 def diff_command(args: argparse.Namespace) -> int:
+    from worker.rules_diff import as_json, diff_rules, render
+    from worker.rules_store import UnknownVersion
+
     sides: dict[str, tuple[str, dict[str, Any]]] = {}
     try:
         for text in (args.a, args.b):
@@ -324,6 +330,8 @@ def audit_command(args: argparse.Namespace) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
+    from worker.rules_store import worker_rules
+
     async def work(store: RulesStore) -> tuple[dict[str, Any] | None, list[WorkerRules]]:
         return await _active_doc(store), await worker_rules(store.redis, store.keys)
 
@@ -356,6 +364,8 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 async def _active_doc(store: RulesStore) -> dict[str, Any] | None:
+    from worker.rules_store import UnknownVersion
+
     number = await store.active()
     if number is None:
         return None

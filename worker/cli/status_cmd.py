@@ -8,14 +8,12 @@ redraws until Ctrl-C; with ``--json`` it prints one document per line instead.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.money import nano_to_usd
@@ -53,6 +51,9 @@ def _interval(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from producer_client.connection import connect, redis_url
     from worker.observe.fleet import fleet_status
 
     keys = Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))

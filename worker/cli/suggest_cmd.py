@@ -15,7 +15,6 @@ Exit codes: 0; 1 ``--write`` had nothing to write; 2 bad usage; 4 Redis.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ def register(sub: Any) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    import asyncio
+
     from producer_client.connection import connect, redis_url
     from worker.analytics.active_rules import active_rules
     from worker.analytics.rollups import RollupReader

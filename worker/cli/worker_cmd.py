@@ -10,14 +10,11 @@ heartbeat key is its own.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
 import sys
 import time
 from typing import Any
 
-from producer_client.connection import connect, redis_url
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.cli import exits
@@ -40,6 +37,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+
+    from producer_client.connection import connect, redis_url
     from worker.observe.workers import fresh, on_this_host, read_workers
 
     keys = Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
