@@ -20,7 +20,8 @@ class Keys:
 
     def queue(self, name: str = "interactive") -> str:
         """Queue zset of one priority class: score = when the job is ready (epoch ms); a claimed
-        job's score is moved to its claim's expiry."""
+        job's score is moved to its claim's expiry. No TTL: owner the finish script, which removes
+        each job as it ends (bounded by ROUTEQ_MAX_QUEUE_DEPTH when set)."""
         return f"{self.prefix}queue:{name}"
 
     def wake(self, queue_key: str) -> str:
@@ -134,6 +135,7 @@ class Keys:
 
     @property
     def catalog_next(self) -> str:
+        """Counter of catalog version numbers (INCR gives the next one)."""
         return f"{self.prefix}catalog:next"
 
     @property

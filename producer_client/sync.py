@@ -72,9 +72,10 @@ class SyncClient:
         self._start()
 
     @classmethod
-    def from_url(cls, url: str | None = None, **kwargs: Any) -> SyncClient:
-        """Like ``Client.from_url`` (``$REDIS_URL``, ``$ROUTEQ_PREFIX``, ``$ROUTEQ_MAX_QUEUE_DEPTH``)."""
-        return cls(lambda: Client.from_url(url, **kwargs))
+    def from_url(cls, url: str | None = None, *, call_timeout_s: float = 60.0, **kwargs: Any) -> SyncClient:
+        """Like ``Client.from_url`` (``$REDIS_URL``, ``$ROUTEQ_PREFIX``, ``$ROUTEQ_MAX_QUEUE_DEPTH``);
+        ``call_timeout_s`` bounds each call as in the constructor."""
+        return cls(lambda: Client.from_url(url, **kwargs), call_timeout_s=call_timeout_s)
 
     def close(self) -> None:
         """Close the Redis pool and stop the loop thread; idempotent."""

@@ -196,3 +196,16 @@ def _text(value: Any) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def fleet_catalog(redis: Redis, keys: Keys, pinned: str | None) -> tuple[Catalog, str]:
+    """The catalog workers compile rules against, and where it came from: a file pinned with
+    ``ROUTEQ_CATALOG`` (``pinned``), else the version active in Redis, else the shipped snapshot.
+    Commands that check rules for the fleet (``rules push``, ``suggest --write``, ``route
+    --active``) use it, so a file they accept is one the workers accept."""
+    if pinned:
+        return Catalog.load(pinned), pinned
+    stored = await CatalogStore(redis, keys).load()
+    if stored is not None:
+        return stored.catalog, f"catalog version {stored.number} (Redis)"
+    return Catalog.load(), "the shipped catalog"

@@ -36,7 +36,7 @@ from worker.outcome import JobClock, Outcome
 from worker.results import Finish
 from worker.routing import Policy, Route, chain_skips, route, skip_text
 from worker.rules import thaw
-from worker.spend import AlreadyCharged, Denied, Hold, Spend, reservation_id, worst_case
+from worker.spend import AlreadyCharged, Denied, Hold, Spend, priced, reservation_id, worst_case
 from worker.tally import Tally
 from worker.tokens import estimate_prompt_tokens
 
@@ -360,12 +360,11 @@ class Pipeline:
         return worst_case(run.policy.catalog, r.chain, prompt_tokens, r.max_tokens)
 
     def _cost(self, run: _Run, c: Completion) -> tuple[int, str]:
-        """``usage.cost`` is what OpenRouter charged; without it, tokens × the catalog's prices."""
+        """``usage.cost`` is what OpenRouter charged; without it, tokens × the catalog's prices,
+        and for a model the catalog does not know, the dearest known prices (never free)."""
         if c.cost_nano is not None:
             return c.cost_nano, "usage.cost"
-        info = run.policy.catalog.get(c.model_served)
-        if info is None:
-            return 0, "none"
+        info = priced(run.policy.catalog, c.model_served)
         return info.cost_nano(c.prompt_tokens, c.completion_tokens), "catalog"
 
 

@@ -123,11 +123,11 @@ class ResultStore:
                 delay = min(delay * 2, 5.0)
 
     def _rollup(self, result: Result, tenant: str | None, now: float) -> list[Any]:
-        """The rollup argument's items (none: rollups are off)."""
-        if not self.rollup_ttl_s:
-            return []
+        """The rollup argument's items; with rollups off, just what the feedback reference needs."""
         exp = result.routing.experiment if result.routing else None
         cost = usd_to_nano(result.usage.cost_usd) if result.usage else 0
+        if not self.rollup_ttl_s:
+            return ["", 0, self.feedback_ttl_s, "", cost, result.timing.total_ms]
         return [
             hour_of(now), self.rollup_ttl_s, self.feedback_ttl_s, exp.unit_hash if exp else "", cost,
             result.timing.total_ms, *dims_of(result, tenant).values(), *_CAPS,

@@ -2,7 +2,8 @@
 
 Every start-up problem is one line on stderr and exit code 2 (see the README): an invalid
 setting, rules file or catalog, Redis refusing the credentials, or an OpenRouter key or URL that
-cannot work. A problem that may heal (Redis or OpenRouter briefly unreachable) is waited out.
+cannot work. Redis briefly unreachable is waited out; OpenRouter unreachable at start is retried
+a few times (a few seconds), then the worker exits 2 rather than start blind.
 """
 
 from __future__ import annotations
@@ -91,8 +92,6 @@ def build_worker(
                                                  slots=lambda: (worker.job_counter, settings.max_jobs))
         except MetricsError as exc:
             raise StartupError(str(exc)) from None
-        if ctx["metrics"].port is not None:
-            log.info("metrics on http://%s:%d/metrics", settings.metrics.host, ctx["metrics"].port)
         try:
             await watcher.follow_now(await services.claimer.control())
         except (RedisError, OSError) as exc:
@@ -185,9 +184,10 @@ async def run_worker(settings: WorkerSettings, *, burst: bool = False) -> None:
     where = redact(settings.redis_url)
     started = _start_fields(settings, where)
     log.info("routeq %s worker %s on %s: prefix=%s queues=%s max_jobs=%d job_timeout_s=%d max_tries=%d "
-             "rules=%s catalog=%s openrouter=%s metrics_port=%s store_prompts=%s", started["version"],
+             "rules_file=%s catalog_file=%s (versions active in Redis take over) openrouter=%s "
+             "metrics_port=%s store_prompts=%s", started["version"],
              settings.worker_name, where, settings.prefix, started["queues"], settings.max_jobs,
-             settings.job_timeout_s, settings.max_tries, started["rules"], started["catalog"],
+             settings.job_timeout_s, settings.max_tries, started["rules_file"], started["catalog_file"],
              settings.openrouter.base_url, settings.metrics.port, settings.store_prompts, extra=started)
     try:
         await worker.pool.ping()
@@ -228,8 +228,8 @@ def _start_fields(settings: WorkerSettings, where: str) -> dict[str, Any]:
         "redis": where, "prefix": settings.prefix, "queues": ",".join(settings.queues),
         "max_jobs": settings.max_jobs, "interactive_reserve": settings.interactive_reserve,
         "job_timeout_s": settings.job_timeout_s, "max_tries": settings.max_tries,
-        "heartbeat_s": settings.heartbeat_s, "rules": str(settings.rules_path or "shipped"),
-        "catalog": str(settings.catalog_path or "shipped"), "openrouter": settings.openrouter.base_url,
+        "heartbeat_s": settings.heartbeat_s, "rules_file": str(settings.rules_path or "shipped"),
+        "catalog_file": str(settings.catalog_path or "shipped"), "openrouter": settings.openrouter.base_url,
         "metrics_port": settings.metrics.port, "store_prompts": settings.store_prompts,
         "rollup_days": settings.rollup_days, "event_loop": loop.name(),
     }

@@ -176,10 +176,12 @@ class Spend:
 def worst_case(catalog: Catalog, chain: Sequence[str], prompt_tokens: int, max_tokens: int) -> int:
     """The most one attempt over ``chain`` can cost; an unknown model is priced as the dearest
     model known (never free)."""
-    return worst_case_nano(prompt_tokens, max_tokens, [_prices(catalog, m) for m in chain])
+    return worst_case_nano(prompt_tokens, max_tokens, [priced(catalog, m) for m in chain])
 
 
-def _prices(catalog: Catalog, model: str) -> ModelInfo:
+def priced(catalog: Catalog, model: str) -> ModelInfo:
+    """``model``'s prices; for a model the catalog does not know or cannot price (a router whose
+    price depends on what it picks), the dearest known prices: an unknown price is never free."""
     info = catalog.get(model)
     if info is not None and min(info.prompt_price, info.completion_price, info.request_price) >= 0:
         return info

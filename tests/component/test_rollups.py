@@ -146,5 +146,8 @@ async def test_rollup_days_sets_the_ttl_and_zero_turns_rollups_off() -> None:
         dim_ttl = await stack.client.redis.ttl(stack.client.keys.rollup_dim("model"))
     assert keys and all(2 * 86_400 - 60 <= t <= 2 * 86_400 for t in [*ttls, dim_ttl])
     async with inproc_stack(rollup_days=0) as stack:
-        await run(stack, "no rollups")
+        job_id = (await run(stack, "no rollups")).job_id
         assert not [k async for k in stack.client.redis.scan_iter(match=stack.client.keys.rollup("") + "*")]
+        # Feedback does not depend on rollups: it is accepted and kept for its own TTL.
+        assert await stack.client.feedback(job_id, score=0.5) is False
+        assert await stack.client.feedback(job_id, score=1.0) is True  # a second one replaces it

@@ -330,8 +330,8 @@ async def test_a_dimension_past_its_cap_folds_into_other(script_redis: Redis) ->
     assert await cast(Awaitable[int], redis.sismember(KEYS.rollup_dim("tenant"), "newcomer")) == 0
 
 
-async def test_rollups_off_writes_no_rollup_keys(script_redis: Redis) -> None:
+async def test_rollups_off_writes_no_rollup_keys_but_keeps_feedback_possible(script_redis: Redis) -> None:
     redis = script_redis
     await store(redis, rollup_ttl_s=0).finish(Finish(succeeded("j1"), QUEUE, job=job()))
     assert [k async for k in redis.scan_iter(match=f"{PREFIX}rollup*")] == []
-    assert await redis.exists(KEYS.feedback_ref("j1")) == 0
+    assert await redis.ttl(KEYS.feedback_ref("j1")) > 0  # feedback is still accepted, for its own TTL

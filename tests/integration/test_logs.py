@@ -44,7 +44,8 @@ async def test_json_logs_carry_start_job_and_stop_fields(
 
     start = next(d for d in docs if d.get("event") == "worker_started")
     assert start["prefix"] == "logs:" and start["max_jobs"] == 40 and start["queues"] == "interactive,batch"
-    assert {"job_timeout_s", "max_tries", "rules", "catalog", "openrouter", "metrics_port"} <= set(start)
+    wanted = {"job_timeout_s", "max_tries", "rules_file", "catalog_file", "openrouter", "metrics_port"}
+    assert wanted <= set(start)
 
     jobs = {d["job_id"]: d for d in docs if "job_id" in d and "status" in d}
     assert set(jobs) == {ok, bad}

@@ -216,3 +216,39 @@ def test_the_prefix_comes_from_routeq_prefix(tmp_path: Path, redis_url: str) -> 
     assert r.get(Keys("staging:").rules_active) == b"1" and r.get(KEYS.rules_active) is None
     out = routeq(redis_url, "rules", "show")
     assert out.returncode == 1  # nothing active under the default prefix
+
+
+def test_route_active_previews_the_fleets_version_and_push_checks_the_fleets_catalog(
+    tmp_path: Path, redis_url: str
+) -> None:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from worker.catalog import validate_models_json
+    from worker.catalog_store import CatalogStore
+
+    v1 = ok_json(routeq(redis_url, "rules", "push", str(rules_file(tmp_path, "a.json", 333)), "--activate"))
+    context = '{"user_tier": "pro", "task_type": "chat"}'
+    preview = orjson.loads(routeq(redis_url, "route", "--active", "--context", context).stdout)
+    from_file = orjson.loads(routeq(redis_url, "route", "--context", context).stdout)
+    assert preview["rules_number"] == v1["version"] and preview["max_tokens"] == 333
+    assert from_file["rules_number"] is None and from_file["max_tokens"] == 1024
+
+    # The fleet's catalog (active in Redis) lacks a model the file names: the push is refused,
+    # though the shipped catalog has the model.
+    doc = orjson.loads((REPO / "config" / "models.json").read_bytes())
+    doc["data"] = [m for m in doc["data"] if m["id"] != "openai/o1"]
+
+    async def store_catalog() -> None:
+        r = Redis.from_url(redis_url)
+        try:
+            await CatalogStore(r, KEYS).store(validate_models_json(doc).document, (), "test")
+        finally:
+            await r.aclose()
+
+    asyncio.run(store_catalog())
+    naming_o1 = rules_file(tmp_path, "b.json", 400)
+    refused = routeq(redis_url, "rules", "push", str(naming_o1))
+    assert refused.returncode == 1 and "openai/o1" in refused.stderr, refused.stderr
+    assert ok_json(routeq(redis_url, "rules", "list", "--json"))["version"] == v1["version"]

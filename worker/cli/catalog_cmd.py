@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     sync = commands.add_parser(
         "sync", help="fetch /models, validate it and store it as the active catalog version",
         description="Fetch {OPENROUTER_BASE_URL}/models, validate every entry and store a new active "
-                    "version in Redis. A failed fetch or a suspicious catalog (more than 20%% of the models "
+                    "version in Redis. A failed fetch or a suspicious catalog (more than 20% of the models "
                     "gone, a paid model now free, a price x100) keeps the last good version: exit 1.")
     sync.add_argument("--force", action="store_true", help="store a suspicious catalog anyway")
     sync.add_argument("--json", action="store_true", help="the report as one JSON document")

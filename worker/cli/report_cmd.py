@@ -3,9 +3,9 @@
 ``routeq report experiment NAME``: one experiment's variants side by side, with a sample-ratio
 check against the weights in the active rules and each variant's quality lift over control.
 
-Both read the hourly rollups the workers write as jobs finish (never the jobs themselves), so 90
-days answer as fast as one. Exit codes: 0 (also for a window without jobs), 1 no such experiment,
-2 bad usage, 4 Redis.
+Both read the hourly rollups the workers write as jobs finish (never the jobs themselves): the
+cost grows with hours × dimension combinations read, not with the number of jobs. Exit codes: 0
+(also for a window without jobs), 1 no such experiment, 2 bad usage, 4 Redis.
 """
 
 from __future__ import annotations

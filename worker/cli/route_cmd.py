@@ -3,7 +3,9 @@
 The context goes through the same steps a worker takes: the job contract (a context ``submit``
 would refuse is refused here, with the same message), task classification, the rules, then the
 catalog's eligibility check, so the preview's rule, chain and trace are the worker's. Budget
-counters live in Redis: pass what the rules should see with ``--computed``. Decisions print as
+counters live in Redis: pass what the rules should see with ``--computed``. ``--active`` routes
+with the rules version and catalog the workers use now (from Redis) instead of a file, so its
+preview is the fleet's decision. Decisions print as
 JSON, one line each, so a file of contexts can be piped through ``jq`` or diffed between two
 versions of the rules.
 """
@@ -41,7 +43,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help='JSON lines (\'-\' for stdin): a context object, or {"context": {...}, "prompt": "..."}',
     )
-    parser.add_argument("--rules", metavar="PATH", type=Path, default=None, help="rules file")
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument("--rules", metavar="PATH", type=Path, default=None, help="rules file")
+    policy.add_argument("--active", action="store_true",
+                        help="route with the rules version and catalog active in Redis ($REDIS_URL), "
+                        "as the workers do")
+    parser.add_argument("--redis", metavar="URL", help="Redis URL for --active (default: $REDIS_URL)")
     add_prompt_arguments(parser)
     parser.add_argument("--now", metavar="ISO8601", type=_parse_now, help="clock for hour/weekday rules")
     parser.add_argument(
@@ -74,16 +81,23 @@ def route_command(args: argparse.Namespace) -> int:
     from worker.catalog import Catalog
     from worker.routing import Policy
 
-    catalog = Catalog.load()
-    rules = load_or_report(args.rules, catalog)
-    if rules is None:
-        return exits.FAILED
+    if args.active:
+        active = _active_policy(args)
+        if isinstance(active, int):
+            return active
+        policy = active
+    else:
+        catalog = Catalog.load()
+        rules = load_or_report(args.rules, catalog)
+        if rules is None:
+            return exits.FAILED
+        policy = Policy(rules, catalog)
     try:
         prompt = read_prompt(args) if args.context is not None else None
     except InvalidJob as exc:
         print(f"routeq route: {exc}", file=sys.stderr)
         return exits.USAGE
-    router = _Router(Policy(rules, catalog), args.now, args.computed, args.pretty)
+    router = _Router(policy, args.now, args.computed, args.pretty)
     if args.context is not None:
         try:
             context = _parse_object(args.context)
@@ -103,6 +117,41 @@ def route_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"routeq route: cannot read {args.contexts}: {exc.strerror or exc}", file=sys.stderr)
         return exits.USAGE
+
+
+def _active_policy(args: argparse.Namespace) -> Policy | int:
+    """The fleet's policy from Redis (an exit code if it does not load)."""
+    import asyncio
+    import os
+
+    from producer_client.connection import connect, redis_url
+    from producer_client.envvars import env_str
+    from worker.analytics.active_rules import active_rules
+    from worker.catalog_store import fleet_catalog
+    from worker.cli.report_cmd import keys_from_env
+    from worker.routing import Policy
+    from worker.rules import RulesError, compile_rules
+
+    keys = keys_from_env()
+
+    async def go() -> Any:
+        redis = connect(args.redis or redis_url())
+        try:
+            pinned = env_str(os.environ, "ROUTEQ_CATALOG", "") or None
+            catalog, where = await fleet_catalog(redis, keys, pinned)
+            return await active_rules(redis, keys), catalog, where
+        finally:
+            await redis.aclose()
+
+    rules, catalog, where = asyncio.run(go())
+    try:
+        compiled = compile_rules(rules.doc, source=rules.source, catalog=catalog)
+    except RulesError as exc:
+        print(f"routeq route: the active rules ({rules.source}) do not load against {where}:\n{exc}",
+              file=sys.stderr)
+        return exits.FAILED
+    print(f"routeq route: {rules.source}, {where}", file=sys.stderr)
+    return Policy(compiled, catalog, rules.number)
 
 
 class _Router:
@@ -125,6 +174,7 @@ class _Router:
         out = r.decision.to_dict()
         trace = out.pop("trace")
         out.update({
+            "rules_number": self.policy.number,
             "chain": list(r.chain),
             "skipped": [s.model_dump() for s in r.skipped],
             "max_tokens": r.max_tokens,

@@ -184,9 +184,14 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def push_command(args: argparse.Namespace) -> int:
+    from worker.catalog_store import fleet_catalog
     from worker.rules_store import VersionConflict, canonical_json, content_hash
 
-    rules = load_or_report(args.file)
+    # Checked against the catalog the workers compile with (the one active in Redis, unless a
+    # file is pinned): a version this accepts is one every worker can load.
+    catalog, _ = _with_store(args, lambda store: fleet_catalog(
+        store.redis, store.keys, env_str(os.environ, "ROUTEQ_CATALOG", "") or None))
+    rules = load_or_report(args.file, catalog)
     if rules is None:
         return exits.FAILED
     doc = orjson.loads(args.file.read_bytes())

@@ -42,13 +42,15 @@ def register(sub: Any) -> None:
 
 def _suggest(args: argparse.Namespace) -> int:
     import asyncio
+    import os
 
     from producer_client.connection import connect, redis_url
+    from producer_client.envvars import env_str
     from worker.analytics.active_rules import active_rules
     from worker.analytics.rollups import RollupReader
     from worker.analytics.suggest import Settings, suggest
     from worker.analytics.window import WindowError, window
-    from worker.catalog import Catalog
+    from worker.catalog_store import fleet_catalog
     from worker.cli.report_cmd import keys_from_env
     from worker.rules import RulesError, compile_rules
 
@@ -66,16 +68,16 @@ def _suggest(args: argparse.Namespace) -> int:
             rules = await active_rules(redis, keys)
             by = ("task_type", "rule", "model")
             rollup = await RollupReader(redis, keys).read(span.since, span.until, by)
-            return rules, rollup
+            catalog, _ = await fleet_catalog(redis, keys, env_str(os.environ, "ROUTEQ_CATALOG", "") or None)
+            return rules, rollup, catalog
         finally:
             await redis.aclose()
 
-    active, rollup = asyncio.run(go())
+    active, rollup, catalog = asyncio.run(go())
     try:
-        ruleset = compile_rules(active.doc, source=active.source)
+        ruleset = compile_rules(active.doc, source=active.source, catalog=catalog)
     except RulesError as exc:
         return fail(f"the active rules ({active.source}) do not load: {exc}", exits.FAILED)
-    catalog = Catalog.load()
     settings = Settings(args.min_samples, args.tolerance, max(1, int(span.seconds)))
     suggestions = suggest(ruleset, active.doc, rollup.groups, catalog, settings)
     written = None

@@ -24,15 +24,19 @@ def register(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a worker (settings from the environment, see README)")
     p.add_argument("--check", action="store_true",
                    help="liveness probe: exit 0 if a worker on this host has a fresh heartbeat, else 1")
-    p.add_argument("--redis", help="with --check: Redis URL (default: $REDIS_URL)")
+    p.add_argument("--redis", help="Redis URL (default: $REDIS_URL)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
+    import os
+
     from worker.serve import main
 
+    if args.redis:
+        os.environ["REDIS_URL"] = args.redis  # the worker reads its settings from the environment
     return main()
 
 

@@ -100,7 +100,8 @@ class Experiment:
             if job_id is None:
                 control = self.variant(CONTROL)
                 return Assignment(self.name, control, "", self.unit,
-                                  f"experiment {self.name}: no {self.unit}, so a job is assigned by its id")
+                                  f"experiment {self.name}: no {self.unit} and no job id: control "
+                                  "(a job is assigned by its id)")
             value, source = job_id, "job_id"
         text = value if isinstance(value, str) else repr(value)
         memo = self._memo if source == self.unit else None

@@ -98,28 +98,33 @@ end
 -- 4. The hour's rollup: each dimension value is kept if its set has room, else folded into
 -- 'other' (bounded cardinality); then one HINCRBY per metric. The feedback reference remembers
 -- where this job's quality score must go, for longer than the result lives.
+-- With rollups off (rollup ttl 0) only the feedback reference is written, with no hour, so
+-- feedback is still accepted (and kept) for the feedback TTL.
 if ARGV[16] ~= '' then
   local r = split(ARGV[16], '\31')
-  local hour = P .. 'rollup:' .. r[1]
   local rollup_ttl, fb_ttl, unit = tonumber(r[2]), tonumber(r[3]), r[4]
-  local names = {'rule', 'model', 'variant', 'task_type', 'tenant'}
-  local dims = {}
-  for i = 1, 5 do
-    local value, cap, set = r[6 + i], tonumber(r[11 + i]), P .. 'rollup:dim:' .. names[i]
-    if value ~= '-' and redis.call('SISMEMBER', set, value) == 0 then
-      if redis.call('SCARD', set) < cap then redis.call('SADD', set, value) else value = 'other' end
+  local hour, prefix = '', ''
+  if rollup_ttl > 0 then
+    hour = P .. 'rollup:' .. r[1]
+    local names = {'rule', 'model', 'variant', 'task_type', 'tenant'}
+    local dims = {}
+    for i = 1, 5 do
+      local value, cap, set = r[6 + i], tonumber(r[11 + i]), P .. 'rollup:dim:' .. names[i]
+      if value ~= '-' and redis.call('SISMEMBER', set, value) == 0 then
+        if redis.call('SCARD', set) < cap then redis.call('SADD', set, value) else value = 'other' end
+      end
+      redis.call('EXPIRE', set, rollup_ttl)
+      dims[i] = value
     end
-    redis.call('EXPIRE', set, rollup_ttl)
-    dims[i] = value
-  end
-  local prefix = table.concat(dims, '|') .. '|'
-  for i = 17, #r - 1, 2 do
-    redis.call('HINCRBY', hour, prefix .. r[i], r[i + 1])
-  end
-  redis.call('EXPIRE', hour, rollup_ttl)
-  if unit ~= '' and ARGV[17] ~= '' then
-    redis.call('PFADD', ARGV[17], unit)
-    redis.call('EXPIRE', ARGV[17], rollup_ttl)
+    prefix = table.concat(dims, '|') .. '|'
+    for i = 17, #r - 1, 2 do
+      redis.call('HINCRBY', hour, prefix .. r[i], r[i + 1])
+    end
+    redis.call('EXPIRE', hour, rollup_ttl)
+    if unit ~= '' and ARGV[17] ~= '' then
+      redis.call('PFADD', ARGV[17], unit)
+      redis.call('EXPIRE', ARGV[17], rollup_ttl)
+    end
   end
   redis.call('SET', P .. 'fbref:' .. job, hour .. '\t' .. prefix .. '\t' .. r[5] .. '\t' .. r[6], 'EX', fb_ttl)
 end
