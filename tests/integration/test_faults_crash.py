@@ -8,14 +8,11 @@ two survivors without budgets, then graceful shutdown with short and with long c
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -62,11 +59,10 @@ async def test_sigkill_with_50_in_flight_two_survivors_finish_each_job_once(
         await client.submit_jobs(batch)
         await eventually(lambda: _eq(in_progress(client.redis), 50), timeout=SETTLE_S, what="50 jobs claimed")
         claimed_at = time.monotonic()
-        # Claimed is not yet called: kill only once every claimed job has its upstream request on
-        # the wire, so the dead tries' calls reach the emulator (counted below).
-        port = urlsplit(clean_emulator.base_url).port or 80
-        await eventually(lambda: _connections(doomed.proc.pid, port) >= 50, timeout=SETTLE_S,
-                         interval=0.005, what="50 upstream calls in flight")
+        # Claimed is not yet called: kill only once the emulator has received every claimed job's
+        # upstream request, so the dead tries' calls are counted below.
+        await eventually(lambda: emu.stats(clean_emulator.base_url)["requests_received"] >= 50,
+                         timeout=SETTLE_S, interval=0.01, what="50 upstream calls received")
         doomed.kill()  # SIGKILL with 50 upstream calls in flight
         assert await client.get_many(ids) == [None] * 50
         # Each survivor may hold at most 30, so both must take part in the recovery.
@@ -250,28 +246,6 @@ async def _calls_once_idle(client: Client, emulator: Emulator, at_least: int) ->
     calls: int = emu.stats(emulator.base_url)["requests_total"]
     return calls if calls >= at_least else None
 
-
-def _connections(pid: int, port: int) -> int:
-    """Established TCP connections process ``pid`` holds to ``port`` on loopback (Linux /proc).
-
-    The worker's HTTP client opens one connection per concurrent request and writes the request
-    as soon as it connects, so this counts its upstream calls on the wire; the emulator itself
-    only reports a call once it has answered it.
-    """
-    inodes = set()
-    with contextlib.suppress(FileNotFoundError):
-        for fd in os.scandir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                link = os.readlink(fd.path)
-                if link.startswith("socket:["):
-                    inodes.add(link[len("socket:["):-1])
-    count = 0
-    for row in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = row.split()
-        established = fields[3] == "01"
-        if established and int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
-            count += 1
-    return count
 
 
 async def _eq(value: Awaitable[Any], expected: int) -> bool:

@@ -58,6 +58,7 @@ class CompletionHandler:
 
     async def __call__(self, request: Request) -> Response:
         received, started = time.time(), time.monotonic()
+        self._stats.requests_received += 1
         attempts: list[AttemptRecord] = []
         doc: dict[str, Any] = {}
         served: ModelInfo | None = None

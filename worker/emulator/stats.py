@@ -40,6 +40,7 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
+        self.requests_received = 0  # counted on arrival (requests_total: once answered)
         self.requests_total = 0
         self.responses: Counter[int] = Counter()
         self.attempts: Counter[str] = Counter()
@@ -58,6 +59,7 @@ class Stats:
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "requests_received": self.requests_received,
             "requests_total": self.requests_total,
             "responses": {str(k): v for k, v in sorted(self.responses.items())},
             "attempts": dict(self.attempts),
