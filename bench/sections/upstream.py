@@ -1,11 +1,10 @@
-"""(h) Upstream client: many concurrent calls through ``OpenRouterClient``, default transport vs
-httpx's own connection pool.
+"""(h) Upstream client: many concurrent calls through ``OpenRouterClient``: the completion POST on
+aiohttp's pool directly (the worker's default, worker/openrouter/poster.py) vs httpx with its own
+connection pool (``HttpxPoster``, what an httpx-only client would do).
 
 httpcore's pool rescans every connection on each state change, so its cost per request grows with
-the number of connections (encode/httpcore#1035); routeq's default transport avoids that. The
-fallback in worker/openrouter/transport.py returns to httpx's pool silently when the aiohttp
-transport cannot be imported, so this row is what would show such a regression. Calls run in
-this process against the emulator; client CPU is this process's CPU time.
+the number of connections (encode/httpcore#1035). Calls run in this process against the
+emulator; client CPU is this process's CPU time.
 """
 
 from __future__ import annotations
@@ -68,13 +67,13 @@ def run(plan: Plan, say: Say) -> list[Row]:
         emu = ch.emulator(1000)
         ours = asyncio.run(calls(emu.base_url, n, conc, cap, httpx_pool=False))
         base = asyncio.run(calls(emu.base_url, n, conc, cap, httpx_pool=True))
-    say(f"upstream: default transport {ours}, httpx pool {base}")
+    say(f"upstream: aiohttp {ours}, httpx pool {base}")
     title = f"{n:,} calls, {conc} in flight, emulator 1 s"
     base_name = "httpx's own pool (httpcore)"
     sides = (("routeq", ours), ("httpx", base))
     cut = [f"{label} cut at {cap:g} s: {d}/{n} done" for label, (d, _, _) in sides if d < n]
     return [
-        Row(SECTION, f"{title}: calls/s, OpenRouterClient default transport", ours[0] / ours[1], "calls/s",
+        Row(SECTION, f"{title}: calls/s, POST on aiohttp's pool", ours[0] / ours[1], "calls/s",
             base_name, base[0] / base[1], "higher", note="; ".join(cut),
             status="ok" if ours[0] == n else "partial"),
         Row(SECTION, f"{title}: client CPU per call", ours[2], "ms", base_name, base[2], "lower",

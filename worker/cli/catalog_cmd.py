@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.cli import exits
-from worker.cli.common import fail, print_json
+from worker.cli.common import fail, print_json, with_redis
 from worker.cli.table import render_table
 
 if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from redis.asyncio import Redis
+
     from worker.catalog import Catalog, ModelInfo, Refusal
     from worker.catalog_diff import CatalogDiff
     from worker.catalog_store import CatalogStore, StoredCatalog
@@ -77,19 +79,12 @@ def _version_number(text: str) -> int:
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[CatalogStore], Awaitable[T]]) -> T:
-    import asyncio
-
-    from producer_client.connection import connect, redis_url
     from worker.catalog_store import CatalogStore
 
-    async def go() -> T:
-        redis = connect(args.redis or redis_url())
-        try:
-            return await work(CatalogStore(redis, Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))))
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> T:
+        return await work(CatalogStore(redis, Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))))
 
-    return asyncio.run(go())
+    return with_redis(args.redis, go)
 
 
 # -- sync ----------------------------------------------------------------------------------------

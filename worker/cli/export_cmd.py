@@ -20,12 +20,15 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from worker.cli import exits
-from worker.cli.common import fail
+from worker.cli.common import fail, with_redis
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _PAGE: Final = 2000
 #: Decision stream fields that name a job's experiment variant and tenant (when the worker
@@ -89,10 +92,8 @@ def register(sub: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import asyncio
     import sqlite3
 
-    from producer_client.connection import connect, redis_url
     from worker.analytics.rollups import RollupReader
     from worker.analytics.window import WindowError, window
     from worker.cli.report_cmd import keys_from_env
@@ -103,16 +104,12 @@ def _export(args: argparse.Namespace) -> int:
         return fail(str(exc), exits.USAGE)
     keys = keys_from_env()
 
-    async def go() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        redis = connect(args.redis or redis_url())
-        try:
-            log = await routing_log(redis, keys, span.since, span.until)
-            hourly = await RollupReader(redis, keys).read_hourly(span.since, span.until)
-            return log, rollup_rows(hourly)
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        log = await routing_log(redis, keys, span.since, span.until)
+        hourly = await RollupReader(redis, keys).read_hourly(span.since, span.until)
+        return log, rollup_rows(hourly)
 
-    log, rollups = asyncio.run(go())
+    log, rollups = with_redis(args.redis, go)
     try:
         write_sqlite(args.sqlite, log, rollups)
     except (OSError, sqlite3.Error) as exc:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.cli import exits
-from worker.cli.common import fail, print_json
+from worker.cli.common import fail, print_json, with_redis
 from worker.cli.table import render_table
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _FORMATS = ("table", "json", "csv")
 
@@ -55,9 +58,6 @@ def keys_from_env() -> Keys:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from producer_client.connection import connect, redis_url
     from worker.analytics.rollups import RollupReader, check_group_by
     from worker.analytics.window import WindowError, window
 
@@ -67,14 +67,10 @@ def _report(args: argparse.Namespace) -> int:
     except (WindowError, ValueError) as exc:
         return fail(str(exc), exits.USAGE)
 
-    async def go() -> Any:
-        redis = connect(args.redis or redis_url())
-        try:
-            return await RollupReader(redis, keys_from_env()).read(span.since, span.until, by)
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> Any:
+        return await RollupReader(redis, keys_from_env()).read(span.since, span.until, by)
 
-    rollup = asyncio.run(go())
+    rollup = with_redis(args.redis, go)
     if args.format == "json":
         print_json(report_json(rollup))
     elif args.format == "csv":
@@ -147,9 +143,6 @@ def _ms(value: int | None) -> str:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from producer_client.connection import connect, redis_url
     from worker.analytics.active_rules import active_rules
     from worker.analytics.experiment import build_report, variant_of
     from worker.analytics.rollups import RollupReader
@@ -161,22 +154,18 @@ def _experiment(args: argparse.Namespace) -> int:
         return fail(str(exc), exits.USAGE)
     keys = keys_from_env()
 
-    async def go() -> Any:
-        redis = connect(args.exp_redis or redis_url())
-        try:
-            rules = await active_rules(redis, keys)
-            rollup = await RollupReader(redis, keys).read(span.since, span.until, ("variant",))
-            metrics = {v: m for (dim,), m in rollup.groups.items() if (v := variant_of(dim, args.name))}
-            config = rules.experiment(args.name)
-            names = {str(v.get("name")) for v in (config or {}).get("variants") or ()} | set(metrics)
-            units = {}
-            for name in sorted(names):
-                units[name] = int(await redis.pfcount(keys.experiment_units(args.name, name)))
-            return rules, rollup, build_report(args.name, config, metrics, units)
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> Any:
+        rules = await active_rules(redis, keys)
+        rollup = await RollupReader(redis, keys).read(span.since, span.until, ("variant",))
+        metrics = {v: m for (dim,), m in rollup.groups.items() if (v := variant_of(dim, args.name))}
+        config = rules.experiment(args.name)
+        names = {str(v.get("name")) for v in (config or {}).get("variants") or ()} | set(metrics)
+        units = {}
+        for name in sorted(names):
+            units[name] = int(await redis.pfcount(keys.experiment_units(args.name, name)))
+        return rules, rollup, build_report(args.name, config, metrics, units)
 
-    rules, rollup, report = asyncio.run(go())
+    rules, rollup, report = with_redis(args.exp_redis, go)
     if report.config is None and not report.variants:
         return fail(f"no experiment {args.name!r}: not in the active rules ({rules.source}) and no jobs "
                     f"from {span.describe()}", exits.FAILED)

@@ -23,10 +23,12 @@ import orjson
 
 from worker.cli import exits
 from worker.cli.client_cmd import add_prompt_arguments, read_prompt
-from worker.cli.common import print_json
+from worker.cli.common import pinned_catalog, print_json, with_redis
 from worker.cli.rules_cmd import load_or_report
 
 if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from redis.asyncio import Redis
+
     from worker.routing import Policy
 
 
@@ -121,11 +123,6 @@ def route_command(args: argparse.Namespace) -> int:
 
 def _active_policy(args: argparse.Namespace) -> Policy | int:
     """The fleet's policy from Redis (an exit code if it does not load)."""
-    import asyncio
-    import os
-
-    from producer_client.connection import connect, redis_url
-    from producer_client.envvars import env_str
     from worker.analytics.active_rules import active_rules
     from worker.catalog_store import fleet_catalog
     from worker.cli.report_cmd import keys_from_env
@@ -134,16 +131,11 @@ def _active_policy(args: argparse.Namespace) -> Policy | int:
 
     keys = keys_from_env()
 
-    async def go() -> Any:
-        redis = connect(args.redis or redis_url())
-        try:
-            pinned = env_str(os.environ, "ROUTEQ_CATALOG", "") or None
-            catalog, where = await fleet_catalog(redis, keys, pinned)
-            return await active_rules(redis, keys), catalog, where
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> Any:
+        catalog, where = await fleet_catalog(redis, keys, pinned_catalog())
+        return await active_rules(redis, keys), catalog, where
 
-    rules, catalog, where = asyncio.run(go())
+    rules, catalog, where = with_redis(args.redis, go)
     try:
         compiled = compile_rules(rules.doc, source=rules.source, catalog=catalog)
     except RulesError as exc:

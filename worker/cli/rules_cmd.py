@@ -25,10 +25,12 @@ import orjson
 from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.cli import exits
-from worker.cli.common import fail, print_json
+from worker.cli.common import fail, pinned_catalog, print_json, with_redis
 from worker.cli.table import render_table
 
 if TYPE_CHECKING:  # imported where used: every routeq command would pay for them (main.py)
+    from redis.asyncio import Redis
+
     from worker.catalog import Catalog
     from worker.rules import RuleSet
     from worker.rules_store import AuditEntry, RulesStore, StoredRules, WorkerRules
@@ -159,19 +161,12 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[RulesStore], Awaitable[T]]) -> T:
-    import asyncio
-
-    from producer_client.connection import connect, redis_url
     from worker.rules_store import RulesStore
 
-    async def go() -> T:
-        redis = connect(args.redis or redis_url())
-        try:
-            return await work(RulesStore(redis, Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))))
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> T:
+        return await work(RulesStore(redis, Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))))
 
-    return asyncio.run(go())
+    return with_redis(args.redis, go)
 
 
 def _by(args: argparse.Namespace) -> str:
@@ -190,7 +185,7 @@ def push_command(args: argparse.Namespace) -> int:
     # Checked against the catalog the workers compile with (the one active in Redis, unless a
     # file is pinned): a version this accepts is one every worker can load.
     catalog, _ = _with_store(args, lambda store: fleet_catalog(
-        store.redis, store.keys, env_str(os.environ, "ROUTEQ_CATALOG", "") or None))
+        store.redis, store.keys, pinned_catalog()))
     rules = load_or_report(args.file, catalog)
     if rules is None:
         return exits.FAILED

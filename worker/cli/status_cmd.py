@@ -18,10 +18,12 @@ from producer_client.envvars import env_str
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.money import nano_to_usd
 from worker.cli import exits
-from worker.cli.common import print_json
+from worker.cli.common import print_json, with_redis
 from worker.cli.table import render_table
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from worker.observe.fleet import FleetStatus
 
 DEFAULT_WATCH_S = 2.0
@@ -53,27 +55,22 @@ def _interval(text: str) -> float:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from producer_client.connection import connect, redis_url
     from worker.observe.fleet import fleet_status
 
     keys = Keys(env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX))
 
-    async def go() -> None:
-        redis = connect(args.redis or redis_url())
-        try:
-            while True:
-                status = await fleet_status(redis, keys, queues=args.queue)
-                if args.json:
-                    print_json(status.as_dict())
-                else:
-                    _draw(render_status(status), watching=bool(args.watch))
-                if not args.watch:
-                    return
-                await asyncio.sleep(args.watch)
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> None:
+        while True:
+            status = await fleet_status(redis, keys, queues=args.queue)
+            if args.json:
+                print_json(status.as_dict())
+            else:
+                _draw(render_status(status), watching=bool(args.watch))
+            if not args.watch:
+                return
+            await asyncio.sleep(args.watch)
 
-    asyncio.run(go())
+    with_redis(args.redis, go)
     return exits.OK
 
 

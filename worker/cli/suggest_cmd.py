@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from worker.cli import exits
-from worker.cli.common import fail, print_json
+from worker.cli.common import fail, pinned_catalog, print_json, with_redis
 from worker.cli.table import render_table
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def register(sub: Any) -> None:
@@ -41,11 +44,6 @@ def register(sub: Any) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    import asyncio
-    import os
-
-    from producer_client.connection import connect, redis_url
-    from producer_client.envvars import env_str
     from worker.analytics.active_rules import active_rules
     from worker.analytics.rollups import RollupReader
     from worker.analytics.suggest import Settings, suggest
@@ -62,18 +60,14 @@ def _suggest(args: argparse.Namespace) -> int:
         return fail(str(exc), exits.USAGE)
     keys = keys_from_env()
 
-    async def go() -> Any:
-        redis = connect(args.redis or redis_url())
-        try:
-            rules = await active_rules(redis, keys)
-            by = ("task_type", "rule", "model")
-            rollup = await RollupReader(redis, keys).read(span.since, span.until, by)
-            catalog, _ = await fleet_catalog(redis, keys, env_str(os.environ, "ROUTEQ_CATALOG", "") or None)
-            return rules, rollup, catalog
-        finally:
-            await redis.aclose()
+    async def go(redis: Redis) -> Any:
+        rules = await active_rules(redis, keys)
+        by = ("task_type", "rule", "model")
+        rollup = await RollupReader(redis, keys).read(span.since, span.until, by)
+        catalog, _ = await fleet_catalog(redis, keys, pinned_catalog())
+        return rules, rollup, catalog
 
-    active, rollup, catalog = asyncio.run(go())
+    active, rollup, catalog = with_redis(args.redis, go)
     try:
         ruleset = compile_rules(active.doc, source=active.source, catalog=catalog)
     except RulesError as exc:
