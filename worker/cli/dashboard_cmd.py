@@ -33,11 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from aiohttp import web
-
     from producer_client.connection import connect, redact, redis_url
-    from worker.dashboard.app import make_app
-    from worker.dashboard.data import DashboardData
+    from worker.dashboard.serve import DashboardError, DashboardOptions, serving
 
     token = args.token or env_str(os.environ, "ROUTEQ_DASHBOARD_TOKEN", "") or None
     prefix = args.prefix or env_str(os.environ, "ROUTEQ_PREFIX", DEFAULT_PREFIX)
@@ -48,27 +45,18 @@ def _run(args: argparse.Namespace) -> int:
 
     async def serve() -> int:
         redis = connect(url)
-        runner = web.AppRunner(make_app(DashboardData(redis, Keys(prefix)), token=token), access_log=None)
-        await runner.setup()
         try:
-            site = web.TCPSite(runner, args.host, args.port)
-            try:
-                await site.start()
-            except OSError as exc:
-                print(f"routeq dashboard: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-                      file=sys.stderr)
-                return exits.FAILED
-            port = next((a[1] for a in runner.addresses if isinstance(a, tuple)), args.port)
-            host = f"[{args.host}]" if ":" in args.host else args.host
-            need = " (token required: add ?token=... to open it)" if token else ""
-            print(f"routeq dashboard on http://{host}:{port}/ for prefix {prefix!r} on {redact(url)}{need}",
-                  flush=True)
-            stop = asyncio.Event()  # Ctrl-C ends it with 130; SIGTERM (a container stop) with 0
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-            await stop.wait()
-            return exits.OK
+            async with serving(redis, Keys(prefix), DashboardOptions(args.host, args.port, token)) as where:
+                need = " (token required: add ?token=... to open it)" if token else ""
+                print(f"routeq dashboard on {where} for prefix {prefix!r} on {redact(url)}{need}", flush=True)
+                stop = asyncio.Event()  # Ctrl-C ends it with 130; SIGTERM (a container stop) with 0
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+                await stop.wait()
+                return exits.OK
+        except DashboardError as exc:
+            print(f"routeq dashboard: {exc}", file=sys.stderr)
+            return exits.FAILED
         finally:
-            await runner.cleanup()
             await redis.aclose()
 
     return asyncio.run(serve())

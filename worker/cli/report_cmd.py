@@ -143,9 +143,7 @@ def _ms(value: int | None) -> str:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    from worker.analytics.active_rules import active_rules
-    from worker.analytics.experiment import build_report, variant_of
-    from worker.analytics.rollups import RollupReader
+    from worker.analytics.experiment_read import read_experiment
     from worker.analytics.window import WindowError, window
 
     try:
@@ -155,15 +153,7 @@ def _experiment(args: argparse.Namespace) -> int:
     keys = keys_from_env()
 
     async def go(redis: Redis) -> Any:
-        rules = await active_rules(redis, keys)
-        rollup = await RollupReader(redis, keys).read(span.since, span.until, ("variant",))
-        metrics = {v: m for (dim,), m in rollup.groups.items() if (v := variant_of(dim, args.name))}
-        config = rules.experiment(args.name)
-        names = {str(v.get("name")) for v in (config or {}).get("variants") or ()} | set(metrics)
-        units = {}
-        for name in sorted(names):
-            units[name] = int(await redis.pfcount(keys.experiment_units(args.name, name)))
-        return rules, rollup, build_report(args.name, config, metrics, units)
+        return await read_experiment(redis, keys, args.name, span)
 
     rules, rollup, report = with_redis(args.exp_redis, go)
     if report.config is None and not report.variants:

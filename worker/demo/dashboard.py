@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TextIO
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from producer_client.keys import Keys
-from worker.dashboard.app import make_app
-from worker.dashboard.data import DashboardData
+from worker.dashboard.serve import DashboardError, DashboardOptions, serving
 
-
-@dataclass(frozen=True)
-class DashboardOptions:
-    host: str = "127.0.0.1"
-    port: int = 8080
-
-
-class DashboardError(RuntimeError):
-    """The dashboard cannot listen (the message is the one line to show)."""
-
-
-@asynccontextmanager
-async def serving(redis: Redis, keys: Keys, options: DashboardOptions) -> AsyncIterator[str]:
-    """The dashboard over ``redis`` and ``keys`` while the block runs; yields its URL."""
-    runner = web.AppRunner(make_app(DashboardData(redis, keys)), access_log=None)
-    await runner.setup()
-    try:
-        try:
-            await web.TCPSite(runner, options.host, options.port).start()
-        except OSError as exc:
-            raise DashboardError(f"cannot listen on {options.host}:{options.port}: "
-                                 f"{exc.strerror or exc}") from None
-        port = next((a[1] for a in runner.addresses if isinstance(a, tuple)), options.port)
-        host = f"[{options.host}]" if ":" in options.host else options.host
-        yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
+__all__ = ["DashboardError", "DashboardOptions", "serve_until_stopped", "serving"]
 
 
 async def serve_until_stopped(redis: Redis, keys: Keys, options: DashboardOptions, *, where: str,

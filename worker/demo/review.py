@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from producer_client.keys import Keys
 from worker.analytics.active_rules import active_rules
-from worker.analytics.experiment import build_report, variant_of
+from worker.analytics.experiment_read import read_experiment
 from worker.analytics.rollups import RollupReader
 from worker.analytics.suggest import Settings, Suggestion, apply_edits, suggest
 from worker.analytics.window import Window
@@ -30,13 +30,7 @@ class ExperimentStep:
 
 async def report_experiment(redis: Redis, keys: Keys, name: str, span: Window) -> ExperimentStep:
     """What ``routeq report experiment NAME`` prints, for this window."""
-    rules = await active_rules(redis, keys)
-    rollup = await RollupReader(redis, keys).read(span.since, span.until, ("variant",))
-    metrics = {v: m for (dim,), m in rollup.groups.items() if (v := variant_of(dim, name))}
-    config = rules.experiment(name)
-    names = {str(v.get("name")) for v in (config or {}).get("variants") or ()} | set(metrics)
-    units = {n: int(await redis.pfcount(keys.experiment_units(name, n))) for n in sorted(names)}
-    report = build_report(name, config, metrics, units)
+    rules, rollup, report = await read_experiment(redis, keys, name, span)
     return ExperimentStep(experiment_lines(report, rules.source, span.describe()),
                           experiment_json(report, rules.source, rollup))
 
