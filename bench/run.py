@@ -7,7 +7,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/run.py --only rules,pickup
 
 Sections: rules, e2e, budgets, enqueue, pickup, scale, memory, upstream, select, cascade, report,
-rollups.
+rollups, profile.
 Each starts its own redis-server on a free loopback port, its own emulator and real worker
 processes, and stops them after.
 Prints a markdown table and writes it as JSON to bench/out/latest.json. Nothing is asserted:
@@ -46,6 +46,7 @@ SECTIONS: dict[str, str] = {
     "cascade": "bench.sections.cascade",
     "report": "bench.sections.report",
     "rollups": "bench.sections.rollups",
+    "profile": "bench.sections.profile",
 }
 OUT = Path(__file__).resolve().parent / "out" / "latest.json"
 

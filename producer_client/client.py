@@ -276,7 +276,8 @@ class Client:
         replaces the first. Returns True if it replaced one; UnknownJob for a job routeq has no
         record of; InvalidFeedback for a score or label it cannot take.
         """
-        args: list[str | int] = [_score_arg(score), _label_arg(label), comment or "", int(time.time() * 1000)]
+        args: list[str | int] = [_score_arg(score), _label_arg(label), comment or "", int(time.time() * 1000),
+                                 FEEDBACK_LABEL_CAP]
         if args[0] == "" and args[1] == "":
             raise InvalidFeedback("give a score, a label, or both")
         reply = await self._call(self._feedback(
@@ -448,6 +449,10 @@ class _DoneWindow:
         done_key = _text(popped[0])
         await c._give_back(done_key, done_key.removeprefix(c.keys.done("")), popped[1])
         return self._window
+
+
+#: Distinct feedback labels the rollups keep (expiring with them); later ones count as ``other``.
+FEEDBACK_LABEL_CAP = 100
 
 
 def _score_arg(score: float | None) -> str:

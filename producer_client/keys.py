@@ -164,6 +164,11 @@ class Keys:
         """Hourly aggregate (``hour`` = ``YYYYMMDDHH`` UTC): one hash field per dimensions|metric."""
         return f"{self.prefix}rollup:{hour}"
 
+    def rollup_day(self, day: str) -> str:
+        """The day tier (``day`` = ``YYYYMMDD``, UTC): the same fields as the hours, summed per day,
+        plus ``_first``, the earliest hour it counted. TTL ``ROUTEQ_ROLLUP_DAYS`` like the hours."""
+        return f"{self.prefix}rollup:d:{day}"
+
     def rollup_dim(self, name: str) -> str:
         """Set of the values a rollup dimension has taken (bounded; the rest fold into "other")."""
         return f"{self.prefix}rollup:dim:{name}"

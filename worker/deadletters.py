@@ -26,49 +26,7 @@ from producer_client.client import Client
 from producer_client.errors import InvalidJob, RouteqError
 from producer_client.jobs import parse_job
 from producer_client.keys import Keys
-
-# Removes the job from the dead letters and returns what is needed to re-run it (or undo).
-# KEYS: failed zset, failedjob, result, done, job envelope. ARGV: job id.
-_CLAIM = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return {'not_failed'} end
-local doc = redis.call('GET', KEYS[2])
-if not doc then return {'no_job'} end
-if redis.call('EXISTS', KEYS[5]) > 0 then return {'busy'} end
-local result = redis.call('GET', KEYS[3]) or ''
-local result_ttl = redis.call('PTTL', KEYS[3])
-local doc_ttl = redis.call('PTTL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-return {'ok', doc, score, result, result_ttl, doc_ttl}
-"""
-
-# Undoes a claim whose enqueue was refused; a result written meanwhile wins (NX).
-# KEYS: failed zset, failedjob, result, done. ARGV: job id, score, doc, doc ttl ms,
-# result, result ttl ms (ttl <= 0: none).
-_RESTORE = """
-local function put(key, value, ttl)
-  if ttl > 0 then return redis.call('SET', key, value, 'PX', ttl, 'NX') end
-  return redis.call('SET', key, value, 'NX')
-end
-put(KEYS[2], ARGV[3], tonumber(ARGV[4]))
-if ARGV[5] ~= '' and put(KEYS[3], ARGV[5], tonumber(ARGV[6])) then
-  redis.call('RPUSH', KEYS[4], '1')
-  if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
-end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return 1
-"""
-
-# Drops index entries whose result expired, unless a result reappeared since it was read.
-# KEYS: failed zset, then one result key per id. ARGV: the ids.
-_PRUNE = """
-local n = 0
-for i, id in ipairs(ARGV) do
-  if redis.call('EXISTS', KEYS[i + 1]) == 0 then n = n + redis.call('ZREM', KEYS[1], id) end
-end
-return n
-"""
+from producer_client.lua import lua_script
 
 
 class RetryRefused(RouteqError):
@@ -131,7 +89,7 @@ async def list_failed(
         if len(rows) < size:
             break
     if expired:
-        prune = redis.register_script(_PRUNE)
+        prune = redis.register_script(lua_script("worker", "deadletter_prune.lua"))
         await prune(keys=[keys.failed, *(keys.result(i) for i in expired)], args=expired)
     return out if limit is None else out[:limit]
 
@@ -140,7 +98,7 @@ async def requeue(client: Client, job_id: str, *, queue: str | None = None) -> N
     """Re-run one failed job under its own id; RetryRefused (and no change) if that is impossible."""
     redis, keys = client.redis, client.keys
     doc_key = keys.failed_job(job_id)
-    claimed: Sequence[Any] = await redis.register_script(_CLAIM)(
+    claimed: Sequence[Any] = await redis.register_script(lua_script("worker", "deadletter_claim.lua"))(
         keys=[keys.failed, doc_key, keys.result(job_id), keys.done(job_id), keys.job(job_id)],
         args=[job_id],
     )
@@ -157,7 +115,7 @@ async def requeue(client: Client, job_id: str, *, queue: str | None = None) -> N
     doc, score, result, result_ttl, doc_ttl = claimed[1:]
 
     async def undo(why: str) -> RetryRefused:
-        await redis.register_script(_RESTORE)(
+        await redis.register_script(lua_script("worker", "deadletter_restore.lua"))(
             keys=[keys.failed, doc_key, keys.result(job_id), keys.done(job_id)],
             args=[job_id, score, doc, doc_ttl, result, result_ttl],
         )

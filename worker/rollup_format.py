@@ -12,7 +12,8 @@ the feedback sums (HINCRBYFLOAT):
 - ``cost`` nano-USD charged; ``pt`` / ``ct`` prompt and completion tokens;
 - ``h:{i}`` the latency histogram (``timing.total_ms``), bucket ``i`` as in :data:`LATENCY_BOUNDS_MS`;
 - ``qn``, ``qs``, ``qq`` feedback count, sum and sum of squares (written by feedback, not by jobs);
-  ``l:{label}`` feedback labels.
+  ``l:{label}`` feedback labels (the first ``FEEDBACK_LABEL_CAP`` = 100 distinct labels, kept in
+  ``{prefix}rollup:dim:label``; later ones count as ``l:other``).
 
 Cardinality is bounded: each dimension keeps a set of the values it has taken
 (``{prefix}rollup:dim:{name}``) and a value past that dimension's cap (:data:`CAPS`) is written

@@ -83,3 +83,16 @@ async def test_redis_trouble_is_a_503_the_page_can_show() -> None:
         assert "cannot read Redis" in (await resp.json())["error"]
         assert (await http.get("/")).status == 200
     await unreachable.aclose()
+
+
+async def test_with_no_prefix_asked_an_empty_fleet_shows_the_last_demo(redis: Redis) -> None:
+    from worker.cli.dashboard_cmd import choose_prefix
+    from worker.demo.housekeeping import DEMO_PREFIX
+
+    assert await choose_prefix(redis, None) == ("routeq:", None)  # nothing anywhere: the default
+    await redis.xadd(Keys(DEMO_PREFIX).decisions, {"status": "succeeded"})
+    prefix, note = await choose_prefix(redis, None)
+    assert prefix == DEMO_PREFIX and note is not None and "--prefix" in note
+    assert await choose_prefix(redis, "staging:") == ("staging:", None)  # an explicit ask wins
+    await redis.zadd(KEYS.workers, {"w1": 1})  # a fleet under the default prefix: it wins
+    assert await choose_prefix(redis, None) == ("routeq:", None)

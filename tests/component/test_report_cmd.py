@@ -289,3 +289,34 @@ def test_export_writes_the_routing_log_and_the_rollups_to_sqlite(
 
 def hour_start_iso(moment: datetime) -> str:
     return moment.replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+async def test_whole_days_come_from_the_day_tier_and_hours_before_its_first_from_the_hours(
+    script_redis: Redis,
+) -> None:
+    d = (NOW - timedelta(days=2)).strftime("%Y%m%d")  # a UTC day wholly inside the 3-day window
+    old_hour = fields(CHAT, n=3, s_succeeded=3, cost=300)  # 02:00, written before the day tier
+    late_hour = fields(CHAT, n=4, s_succeeded=4, cost=400)  # 07:00, written to hour and day
+    await script_redis.hset(KEYS.rollup(f"{d}02"), mapping=old_hour)  # type: ignore[misc]
+    await script_redis.hset(KEYS.rollup(f"{d}07"), mapping=late_hour)  # type: ignore[misc]
+    await script_redis.hset(KEYS.rollup_day(d), mapping={**late_hour, "_first": "7"})  # type: ignore[misc]
+    tiered = await RollupReader(script_redis, KEYS, hours_per_trip=5).read(NOW - timedelta(days=3), NOW)
+    hourly = await RollupReader(script_redis, KEYS, day_tier=False).read(NOW - timedelta(days=3), NOW)
+    sums = [(r.total().n, r.total().cost_nano) for r in (tiered, hourly)]
+    assert sums == [(7, 700), (7, 700)]
+    # The day hash is read, not the hours it covers: make them disagree and the tier shows.
+    await script_redis.hset(KEYS.rollup_day(d), f"{CHAT}|n", "40")  # type: ignore[misc]
+    again = await RollupReader(script_redis, KEYS).read(NOW - timedelta(days=3), NOW, ("day",))
+    assert again.groups[(f"{d[:4]}-{d[4:6]}-{d[6:]}",)].n == 43
+    # A day without a day hash is read hour by hour (data from before the tier, or no jobs at all).
+    await script_redis.delete(KEYS.rollup_day(d))
+    assert (await RollupReader(script_redis, KEYS).read(NOW - timedelta(days=3), NOW)).total().n == 7
+
+
+def test_split_days_keeps_only_whole_utc_days() -> None:
+    from worker.analytics.rollups import hours_in, split_days
+
+    start = datetime(2026, 11, 28, 22, tzinfo=UTC)
+    whole, partial = split_days(hours_in(start, start + timedelta(hours=40)))  # to Nov 30 14:00
+    assert whole == ["20261129"]
+    assert partial == ["2026112822", "2026112823", *(f"20261130{h:02d}" for h in range(14))]

@@ -151,3 +151,54 @@ async def test_rollup_days_sets_the_ttl_and_zero_turns_rollups_off() -> None:
         # Feedback does not depend on rollups: it is accepted and kept for its own TTL.
         assert await stack.client.feedback(job_id, score=0.5) is False
         assert await stack.client.feedback(job_id, score=1.0) is True  # a second one replaces it
+
+
+async def test_labels_past_the_cap_count_as_other_and_a_replacement_takes_out_what_was_counted() -> None:
+    from producer_client.client import FEEDBACK_LABEL_CAP
+
+    async with inproc_stack() as stack:
+        redis, keys = stack.client.redis, stack.client.keys
+        first, second = await run(stack, "label me"), await run(stack, "label me too")
+        await redis.sadd(keys.rollup_dim("label"), *[f"l{i}" for i in range(FEEDBACK_LABEL_CAP)])  # type: ignore[misc]
+        await stack.client.feedback(first.job_id, label="l7")  # a kept label counts as itself
+        await stack.client.feedback(second.job_id, label="brand-new")  # past the cap: other
+        folded = await rollup_fields(stack)
+        await stack.client.feedback(second.job_id, label="l3")  # replaces the one counted as other
+        replaced = await rollup_fields(stack)
+        members = await redis.smembers(keys.rollup_dim("label"))  # type: ignore[misc]
+        record = await redis.hgetall(keys.feedback(second.job_id))  # type: ignore[misc]
+    prefix = f"default|{MINI}|-|chat|acme|"
+    assert (folded[prefix + "l:l7"], folded[prefix + "l:other"]) == ("1", "1")
+    assert not any("brand-new" in f for f in folded)
+    assert (replaced[prefix + "l:other"], replaced[prefix + "l:l3"]) == ("0", "1")
+    assert len(members) == FEEDBACK_LABEL_CAP and b"brand-new" not in members
+    assert record[b"label"] == b"l3"  # the record keeps what the user said
+
+
+async def test_the_day_tier_holds_the_same_sums_as_the_hours_feedback_included() -> None:
+    async with inproc_stack() as stack:
+        redis, keys = stack.client.redis, stack.client.keys
+        jobs = [await run(stack, f"day tier {i}") for i in range(3)]
+        await stack.client.feedback(jobs[0].job_id, score=0.5, label="ok")
+        await stack.client.feedback(jobs[0].job_id, score=1.0, label="good")  # replaces: both tiers
+        hours = await rollup_fields(stack)
+        days: dict[str, dict[str, str]] = {}
+        async for key in redis.scan_iter(match=keys.rollup_day("*")):
+            raw = await redis.hgetall(key)  # type: ignore[misc]
+            days[key.decode()] = {k.decode(): v.decode() for k, v in raw.items()}
+        ttl = await redis.ttl(next(iter(days)))
+    firsts = {d.pop("_first") for d in days.values()}
+    summed: Counter[str] = Counter()
+    floats: dict[str, float] = {}
+    for d in days.values():
+        for name, text in d.items():
+            if name.endswith(("|qs", "|qq")):
+                floats[name] = floats.get(name, 0.0) + float(text)
+            else:
+                summed[name] += int(text)
+    counts = {k: v for k, v in hours.items() if not k.endswith(("|qs", "|qq"))}
+    assert counts == {k: str(v) for k, v in summed.items()}
+    assert {k: float(v) for k, v in hours.items() if k.endswith(("|qs", "|qq"))} == pytest.approx(floats)
+    prefix = f"default|{MINI}|-|chat|acme|"
+    assert (summed[prefix + "qn"], summed[prefix + "l:good"], summed[prefix + "l:ok"]) == (1, 1, 0)
+    assert all(0 <= int(f) <= 23 for f in firsts) and ttl > 0

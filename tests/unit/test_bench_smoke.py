@@ -53,3 +53,23 @@ def test_verdict_reads_the_direction_of_better() -> None:
     assert faster.verdict() == "3.00× better"
     assert slower.verdict() == "3.00× worse"
     assert Row("x", "pending", None, "ms", status="pending").ratio is None
+
+
+def test_profile_breakdown_charges_leaf_package_and_nearest_routeq_stage() -> None:
+    from bench.sections.profile import breakdown
+
+    raw = "\n".join([
+        "process 1;run (asyncio/runners.py:118);run_job (/x/site-packages/arq/worker.py:500);"
+        "start (/r/worker/pipeline.py:80);execute (/x/site-packages/redis/asyncio/client.py:600) 6",
+        "process 1;run (asyncio/runners.py:118);call (/r/worker/pipeline.py:120);"
+        "post (/r/worker/openrouter/poster.py:40);request (/x/site-packages/aiohttp/client.py:700) 3",
+        "process 1;run (asyncio/runners.py:118);_run_once (/usr/lib/asyncio/base_events.py:1900) 1",
+        "garbage line",
+    ])
+    by_component, by_stage, total = breakdown(raw)
+    assert total == 10
+    assert by_component == {"redis-py (client, parser, pool)": 6, "aiohttp (completion POST)": 3,
+                            "event loop (uvloop + asyncio)": 1}
+    assert by_stage["worker/pipeline.py"] == 6
+    assert by_stage["worker/openrouter/poster.py"] == 3
+    assert by_stage["outside routeq (arq's loop, event loop, GC)"] == 1

@@ -4,14 +4,14 @@ The finish script adds every job into the hash of its UTC hour (``worker/rollup_
 a report is a sum over hours, never a scan of jobs: LiteLLM's spend log stopped answering at about
 700K rows and had to grow daily aggregates; these are aggregates from the start.
 
-Reading is one pipelined round trip per :attr:`RollupReader.hours_per_trip` hours of HGETALL;
+Reading is one pipelined round trip per :attr:`RollupReader.hours_per_trip` hashes of HGETALL;
 the next batch is requested before this one is summed, so Redis and Python work at the same time,
-and memory holds one batch. The cost is linear in the number of hash fields read (hours x
+and memory holds one batch. The cost is linear in the number of hash fields read (hashes x
 dimension combinations x metrics): about 0.8 us per field on a small shared 2-core machine,
 within ~10 % of HGETALL alone with the replies thrown away (``bench/sections/report.py`` measures
-both), so summing is no longer what limits a report: reading is. 90 days at 24 combinations an
-hour (~750K fields) take ~0.6 s to read; more than that needs fewer fields (a day tier). Group
-by ``day`` (UTC) as well as by the rollup dimensions.
+both), so reading, not summing, is what a report costs. Hence the day tier: whole days are read
+from one hash a day instead of 24 (see :class:`RollupReader`). Group by ``day`` (UTC) as well as
+by the rollup dimensions.
 
 Counts and money are Python ints (exact); the feedback sums ``qs``/``qq`` are floats, as Redis
 keeps them (HINCRBYFLOAT).
@@ -128,7 +128,7 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Rollup:
-    """Sums per group over ``[since, until)``; ``hours`` is how many hourly hashes were read."""
+    """Sums per group over ``[since, until)``; ``hours`` is how many hours the window spans."""
 
     by: tuple[str, ...]
     since: datetime
@@ -278,42 +278,79 @@ def _column_sum(values: list[Any], *, as_float: bool) -> int | float:
     return total
 
 
-class RollupReader:
-    """Reads a window of hourly rollups from Redis and sums them by the chosen dimensions."""
+def split_days(hours: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(UTC days whose 24 hours are all in ``hours``, the hours of every other day)."""
+    by_day: dict[str, list[str]] = {}
+    for hour in hours:
+        by_day.setdefault(hour[:8], []).append(hour)
+    whole = [day for day, its in by_day.items() if len(its) == 24]
+    return whole, [h for day, its in by_day.items() if len(its) != 24 for h in its]
 
-    def __init__(self, redis: Redis, keys: Keys, *, hours_per_trip: int = 240) -> None:
+
+class RollupReader:
+    """Reads a window of rollups from Redis and sums them by the chosen dimensions.
+
+    Whole UTC days are read from the day tier (``{prefix}rollup:d:YYYYMMDD``, one hash a day,
+    written with the hours by ``finish.lua``), the partial days at the window's ends from the hours:
+    90 days cost ~114 hashes instead of 2,160. A day hash counts jobs from its ``_first`` hour on;
+    earlier hours of that day (jobs written before the day tier existed) and days without a day
+    hash are read hour by hour, so a report is the same sum either way.
+    """
+
+    def __init__(self, redis: Redis, keys: Keys, *, hours_per_trip: int = 240, day_tier: bool = True) -> None:
         self.redis = redis
         self.keys = keys
         self.hours_per_trip = hours_per_trip
+        self.day_tier = day_tier
 
     async def read(self, since: datetime, until: datetime, by: Sequence[str] = ()) -> Rollup:
         """The window's sums by ``by`` (empty: one total)."""
         aggregator = Aggregator(by)
-        hours = await self._fill(aggregator, since, until)
+        hours = await self._fill(aggregator, since, until, days=self.day_tier)
         return Rollup(aggregator.by, since, until, hours, MappingProxyType(aggregator.groups()))
 
     async def read_hourly(self, since: datetime, until: datetime) -> dict[tuple[str, Group], Metrics]:
         """Every (hour, all five dimensions) of the window with its sums, hour by hour."""
         aggregator = Aggregator(DIMENSIONS, hourly=True)
-        await self._fill(aggregator, since, until)
+        await self._fill(aggregator, since, until, days=False)
         return aggregator.by_hour()
 
-    async def _fill(self, aggregator: Aggregator, since: datetime, until: datetime) -> int:
+    async def _fill(self, aggregator: Aggregator, since: datetime, until: datetime, *, days: bool) -> int:
         hours = hours_in(since, until)
-        async with aclosing(self._batches(hours)) as batches:  # a failure releases the connection now
+        plan = await self._plan(hours) if days else [(h, self.keys.rollup(h)) for h in hours]
+        async with aclosing(self._batches(plan)) as batches:  # a failure releases the connection now
             async for batch, replies in batches:
-                for hour, fields in zip(batch, replies, strict=True):
+                for (period, _), fields in zip(batch, replies, strict=True):
                     if fields:
-                        aggregator.add_hour(hour, fields)
+                        aggregator.add_hour(period, fields)
                 aggregator.fold()
         return len(hours)
 
-    async def _batches(self, hours: list[str]) -> AsyncGenerator[tuple[list[str], list[Any]], None]:
-        """Each batch of hours with its HGETALL replies, one round trip per batch. The next batch's
-        commands are sent before a batch is handed out, so Redis prepares those replies while the
-        caller sums this one. Replies are as the parser gives them (a flat ``[field, value, ...]``
-        list with RESP2): no dict is built per hour."""
-        batches = [hours[i:i + self.hours_per_trip] for i in range(0, len(hours), self.hours_per_trip)]
+    async def _plan(self, hours: list[str]) -> list[tuple[str, str]]:
+        """(period, key) to read: each whole day's hash where it exists, plus the hours it lacks."""
+        whole, partial = split_days(hours)
+        plan = [(h, self.keys.rollup(h)) for h in partial]
+        if not whole:
+            return plan
+        pipe = self.redis.pipeline(transaction=False)
+        for day in whole:
+            pipe.hget(self.keys.rollup_day(day), "_first")
+        for day, first in zip(whole, await pipe.execute(), strict=True):
+            start = 24 if first is None else min(24, max(0, int(first)))
+            if first is not None:
+                plan.append((day, self.keys.rollup_day(day)))
+            plan += [(f"{day}{h:02d}", self.keys.rollup(f"{day}{h:02d}")) for h in range(start)]
+        return plan
+
+    async def _batches(
+        self, plan: list[tuple[str, str]]
+    ) -> AsyncGenerator[tuple[list[tuple[str, str]], list[Any]], None]:
+        """Each batch of (period, key) with its HGETALL replies, one round trip per batch. The next
+        batch's commands are sent before a batch is handed out, so Redis prepares those replies
+        while the caller sums this one. Replies are as the parser gives them (a flat ``[field,
+        value, ...]`` list with RESP2): no dict is built per hash."""
+        step = self.hours_per_trip
+        batches = [plan[i:i + step] for i in range(0, len(plan), step)]
         if not batches:
             return
         pool = self.redis.connection_pool
@@ -335,5 +372,5 @@ class RollupReader:
                 await conn.disconnect()
             await pool.release(conn)
 
-    async def _send(self, conn: Any, hours: list[str]) -> None:
-        await conn.send_packed_command(conn.pack_commands([("HGETALL", self.keys.rollup(h)) for h in hours]))
+    async def _send(self, conn: Any, batch: list[tuple[str, str]]) -> None:
+        await conn.send_packed_command(conn.pack_commands([("HGETALL", key) for _, key in batch]))

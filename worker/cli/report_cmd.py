@@ -117,7 +117,7 @@ def write_csv(rollup: Any) -> None:
 def report_lines(rollup: Any, described: str) -> list[str]:
     from worker.analytics.present import mean_text, per_jobs_nano, percent, usd
 
-    head = f"jobs from {described} ({rollup.hours} hourly rollups)"
+    head = f"jobs from {described} ({rollup.hours} hours of rollups)"
     if not rollup.groups:
         return [head, "no jobs in this window"]
     headers = [*rollup.by, "jobs", "success", "fallback", "cost USD", "per 1k jobs USD", "p50 ms",

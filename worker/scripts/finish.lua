@@ -95,7 +95,7 @@ if ARGV[14] ~= '' then
   redis.call('XADD', P .. 'decisions', 'MAXLEN', '~', ARGV[8], '*', unpack(split(ARGV[14], '\31')))
 end
 
--- 4. The hour's rollup: each dimension value is kept if its set has room, else folded into
+-- 4. The hour's (and the day's) rollup: each dimension value is kept if its set has room, else folded into
 -- 'other' (bounded cardinality); then one HINCRBY per metric. The feedback reference remembers
 -- where this job's quality score must go, for longer than the result lives.
 -- With rollups off (rollup ttl 0) only the feedback reference is written, with no hour, so
@@ -117,10 +117,19 @@ if ARGV[16] ~= '' then
       dims[i] = value
     end
     prefix = table.concat(dims, '|') .. '|'
+    -- The day tier: the same fields summed per UTC day, so a long report reads one hash a day.
+    -- '_first' is the earliest hour (0-23) the day hash has counted: hours before it may hold
+    -- jobs written by a worker without the day tier, and a report reads those hours instead.
+    local day = P .. 'rollup:d:' .. string.sub(r[1], 1, 8)
     for i = 17, #r - 1, 2 do
       redis.call('HINCRBY', hour, prefix .. r[i], r[i + 1])
+      redis.call('HINCRBY', day, prefix .. r[i], r[i + 1])
     end
+    local hh = tonumber(string.sub(r[1], 9, 10))
+    local first = tonumber(redis.call('HGET', day, '_first'))
+    if not first or hh < first then redis.call('HSET', day, '_first', hh) end
     redis.call('EXPIRE', hour, rollup_ttl)
+    redis.call('EXPIRE', day, rollup_ttl)
     if unit ~= '' and ARGV[17] ~= '' then
       redis.call('PFADD', ARGV[17], unit)
       redis.call('EXPIRE', ARGV[17], rollup_ttl)
