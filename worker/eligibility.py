@@ -1,7 +1,8 @@
 """Which models of a rule's chain can serve this request, per the model catalog.
 
 Dropping a model here is cheaper and clearer than letting OpenRouter fail it: a model without
-tool support, image input, or room for the prompt plus ``max_tokens`` is skipped with a reason
+tool support, image input, structured outputs (for a job that asks for a ``json_schema`` response
+format), or room for the prompt plus ``max_tokens`` is skipped with a reason
 that lands in the routing trace. Models missing from the catalog are kept: the catalog may be
 older than OpenRouter's, which will answer for itself.
 """
@@ -21,6 +22,13 @@ class Needs:
     vision: bool
     prompt_tokens: int
     max_tokens: int
+    structured: bool = False  # a json_schema response format: only models with structured outputs
+
+
+def wants_structured_outputs(job: Job) -> bool:
+    """A ``json_schema`` response format needs a model with structured outputs."""
+    response_format = job.params.response_format
+    return response_format is not None and response_format.get("type") == "json_schema"
 
 
 def needs_of(job: Job, *, prompt_tokens: int, max_tokens: int) -> Needs:
@@ -33,6 +41,7 @@ def needs_of(job: Job, *, prompt_tokens: int, max_tokens: int) -> Needs:
         vision=job.context.needs_vision or images,
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
+        structured=wants_structured_outputs(job),
     )
 
 
@@ -57,6 +66,8 @@ def _cannot_serve(model: str, catalog: Catalog, needs: Needs) -> str | None:
         return "no tool support"
     if needs.vision and "image" not in info.input_modalities:
         return "no image input"
+    if needs.structured and not info.supports_structured_outputs:
+        return "no structured outputs"
     if info.context_length and needs.prompt_tokens + needs.max_tokens > info.context_length:
         return (
             f"context {info.context_length} < prompt ~{needs.prompt_tokens} + max_tokens {needs.max_tokens}"

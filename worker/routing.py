@@ -101,7 +101,7 @@ def route(
     own = needs_of(job, prompt_tokens=0, max_tokens=0)
     decision = policy.rules.decide(
         context, messages=messages, now=now, computed=computed, job_id=job_id, task_source=task_source,
-        needs=JobNeeds(own.tools, own.vision, wants_structured_outputs(job), job.params.max_tokens),
+        needs=JobNeeds(own.tools, own.vision, own.structured, job.params.max_tokens),
     )
     max_tokens = min(decision.max_tokens, job.params.max_tokens or decision.max_tokens)
     needs = replace(own, prompt_tokens=decision.prompt_tokens_est, max_tokens=max_tokens)
@@ -110,12 +110,6 @@ def route(
     skipped = [*(Skip(model=models, reason=reason) for models, reason in decision.excluded), *skipped]
     return Route(decision, context, task_source, tuple(chain), tuple(skipped), max_tokens, needs,
                  policy.number)
-
-
-def wants_structured_outputs(job: Job) -> bool:
-    """A ``json_schema`` response format needs a model with structured outputs."""
-    response_format = job.params.response_format
-    return response_format is not None and response_format.get("type") == "json_schema"
 
 
 def chain_skips(chain: Sequence[str], reasons: Mapping[str, str | None]) -> list[Skip]:

@@ -358,3 +358,22 @@ def test_costs_in_the_trace_are_exact_decimals() -> None:
     why = decide(rules, 3333, max_tokens=777).trace[-1].why
     expected = 3333 * Decimal("0.00000015") + 777 * Decimal("0.0000006")
     assert f"openai/gpt-4o-mini ${expected:f}" in why
+
+
+def test_a_json_schema_job_drops_models_without_structured_outputs_from_a_fixed_chain() -> None:
+    rules = compile_rules({"rules": [{"name": "fixed", "priority": 1, "when": {},
+                                      "model": "meta-llama/llama-3.1-8b-instruct",
+                                      "fallbacks": ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]}]},
+                          catalog=SHIPPED)
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}
+    every = ["meta-llama/llama-3.1-8b-instruct", "openai/gpt-4o-mini", "anthropic/claude-3-haiku"]
+    for response_format, chain in ((None, every), ({"type": "json_object"}, every),
+                                   (schema, ["openai/gpt-4o-mini"])):
+        job = Job.model_validate({"messages": [{"role": "user", "content": "hi"}],
+                                  "params": {"response_format": response_format}})
+        r = route(Policy(rules, SHIPPED), job, [{"role": "user", "content": "hi"}], now=datetime.now(UTC))
+        assert list(r.chain) == chain, response_format
+        if response_format is schema:
+            assert {(s.model, s.reason) for s in r.skipped} == {
+                ("meta-llama/llama-3.1-8b-instruct", "no structured outputs"),
+                ("anthropic/claude-3-haiku", "no structured outputs")}
