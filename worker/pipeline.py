@@ -34,7 +34,7 @@ from worker.openrouter import Attempt, ChatRequest, Completion, OpenRouterClient
 from worker.openrouter.errors import StopCalls
 from worker.outcome import JobClock, Outcome
 from worker.results import Finish
-from worker.routing import Policy, Route, chain_skips, route, skip_text
+from worker.routing import Policy, Route, chain_skips, decides_otherwise, route, skip_text
 from worker.rules import thaw
 from worker.spend import AlreadyCharged, Denied, Hold, Spend, priced, reservation_id, worst_case
 from worker.tally import Tally
@@ -161,7 +161,11 @@ class Pipeline:
         if run.hold.active and rules.reads_budget:
             # The reservation's reply carries the counters as they were just before it: if the
             # rules would choose differently on them, swap the reservation for the new route.
-            fresh = self._eligible(run, decide(self.spend.fresh_view(run.hold)))
+            counters = self.spend.fresh_view(run.hold)
+            if not decides_otherwise(run.policy, chosen, run.job, run.messages, now=now, computed=counters,
+                                     job_id=run.job_id):
+                return await self._call(run, gated, request)
+            fresh = self._eligible(run, decide(counters))
             if not isinstance(fresh, Finish) and not fresh.same_call(gated):
                 regated = await self._gate(run, fresh)
                 if isinstance(regated, Finish):

@@ -112,6 +112,23 @@ def route(
                  policy.number)
 
 
+def decides_otherwise(
+    policy: Policy, first: Route, job: Job, messages: Sequence[Mapping[str, Any]], *,
+    now: datetime, computed: Mapping[str, Any] | None, job_id: str | None = None,
+) -> bool:
+    """Whether the rules alone, given other ``computed`` values (fresh budget counters), choose a
+    different rule, chain or token cap than ``first``: when they do not, :func:`route` would give
+    the same route again, and the eligibility filter need not run twice."""
+    n = first.needs
+    d = policy.rules.decide(
+        first.context, messages=messages, now=now, computed=computed, job_id=job_id,
+        task_source=first.task_source, needs=JobNeeds(n.tools, n.vision, n.structured, job.params.max_tokens),
+    )
+    f = first.decision
+    return (d.rule, d.chain, d.max_tokens, d.prompt_tokens_est) != (
+        f.rule, f.chain, f.max_tokens, f.prompt_tokens_est)
+
+
 def chain_skips(chain: Sequence[str], reasons: Mapping[str, str | None]) -> list[Skip]:
     return [Skip(model=m, reason=r) for m in chain if (r := reasons.get(m)) is not None]
 

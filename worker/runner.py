@@ -119,8 +119,11 @@ class RouteqWorker(Worker):
         control, claimed = await self.claimer.claim(caps)
         for job in claimed:
             self._start(job)
-        # Took all it could: more may be waiting, so a freed slot should poll at once.
-        self._backlog = free > 0 and len(claimed) >= caps[-1]
+        # Took all it could: more may be waiting, so a freed slot should poll at once. A poll with
+        # every slot busy (a timer tick, a producer's wake) learns nothing about the backlog, so it
+        # leaves the flag as it was: clearing it made freed slots wait for the next 0.5 s tick.
+        if free > 0:
+            self._backlog = len(claimed) >= caps[-1]
         if self.on_control is not None:
             await self.on_control(control)
 

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import harness
+from bench.harness import LoadRun
 from bench.plan import Plan, Say
 from bench.procs import Children
 from bench.report import Row
@@ -44,6 +45,8 @@ _COMPONENTS: tuple[tuple[str, str], ...] = (
     ("producer_client/", "routeq's own code"),
 )
 _OTHER = "other (stdlib, GC at allocation sites)"
+_ENTRY_POINTS = ("/worker/loop.py", "/worker/serve.py", "/worker/__main__.py")  # on every stack
+RATE_HZ = 1000
 
 
 def _py_spy() -> str | None:
@@ -65,7 +68,7 @@ def _stage(files: list[str]) -> str:
     """The routeq module nearest the leaf: which part of a job's path caused the sample."""
     for path in reversed(files):
         i = path.rfind("/worker/")
-        if i >= 0 and "lean_redis" not in path:
+        if i >= 0 and "lean_redis" not in path and not path.endswith(_ENTRY_POINTS):
             return "worker/" + path[i + len("/worker/"):]
     return "outside routeq (arq's loop, event loop, GC)"
 
@@ -81,26 +84,23 @@ def breakdown(raw: str) -> tuple[Counter[str], Counter[str], int]:
             continue
         n = int(count)
         files = [_frame_file(f) for f in stack.split(";")]
-        # py-spy prefixes the thread/process name as the first frame; the leaf is the last one.
+        # The root frame comes first, the leaf (where the CPU was) last.
         by_component[_component(files[-1])] += n
         by_stage[_stage(files)] += n
         total += n
     return by_component, by_stage, total
 
 
-def run(plan: Plan, say: Say) -> list[Row]:
-    spy = _py_spy()
-    if spy is None:
-        return [Row(SECTION, "worker CPU breakdown", None, "", status="failed",
-                    note="py-spy not found (it comes with the dev extra: pip install -e '.[dev]')")]
-    n = plan.e2e_zero_jobs * 2
+def sample(plan: Plan, spy: str, n: int, **settings: str) -> tuple[LoadRun, str, str]:
+    """One worker (``ROUTEQ_*`` ``settings``) running ``n`` jobs under py-spy: (run, raw stacks, stderr)."""
     with Children() as ch:
         redis = ch.redis_server()
         emu = ch.emulator(0)
-        workers = harness.start_routeq_workers(ch, redis, emu, 1, ROUTEQ_MAX_JOBS=str(plan.e2e_cpu_max_jobs))
+        workers = harness.start_routeq_workers(ch, redis, emu, 1, ROUTEQ_MAX_JOBS=str(plan.e2e_cpu_max_jobs),
+                                               **settings)
         out = ch.dir / "py-spy.txt"
         sampler = subprocess.Popen(
-            [spy, "record", "--format", "raw", "--rate", "250", "--nonblocking",
+            [spy, "record", "--format", "raw", "--full-filenames", "--rate", str(RATE_HZ), "--nonblocking",
              "--pid", str(workers[0].pid), "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
@@ -115,22 +115,32 @@ def run(plan: Plan, say: Say) -> list[Row]:
                 _, err = sampler.communicate()
         harness.end_workers(ch, workers, rq)
         raw = out.read_text() if out.exists() else ""
+    return rq, raw, err.decode(errors="replace")
+
+
+def run(plan: Plan, say: Say) -> list[Row]:
+    spy = _py_spy()
+    if spy is None:
+        return [Row(SECTION, "worker CPU breakdown", None, "", status="failed",
+                    note="py-spy not found (it comes with the dev extra: pip install -e '.[dev]')")]
+    n = plan.e2e_zero_jobs * 3
+    rq, raw, err = sample(plan, spy, n)
     by_component, by_stage, total = breakdown(raw)
     say(f"profile: {total} samples over {rq}")
     if total == 0:
-        reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no samples"]
+        reason = err.strip().splitlines()[-1:] or ["no samples"]
         return [Row(SECTION, "worker CPU breakdown", None, "", status="failed",
                     note=f"py-spy took no samples: {reason[0]}")]
     cpu = rq.worker_cpu_ms_per_job
     status = harness.status_of(rq, rq)
     title = f"emulator 0 ms, {n:,} jobs, max_jobs {plan.e2e_cpu_max_jobs}"
     rows = [Row(SECTION, f"{title}: worker CPU per job (sampled run)", cpu, "ms", status=status,
-                note=f"{total:,} py-spy samples at 250 Hz")]
+                note=f"{total:,} py-spy samples at {RATE_HZ} Hz")]
     for name, count in by_component.most_common():
         share = count / total
         rows.append(Row(SECTION, f"by package: {name}", share * 100, "%", status=status,
                         note="" if cpu is None else f"≈ {share * cpu * 1000:.0f} µs/job"))
-    for name, count in by_stage.most_common(8):
+    for name, count in by_stage.most_common(10):
         share = count / total
         rows.append(Row(SECTION, f"by routeq stage: {name}", share * 100, "%", status=status,
                         note="" if cpu is None else f"≈ {share * cpu * 1000:.0f} µs/job"))

@@ -59,11 +59,11 @@ def test_profile_breakdown_charges_leaf_package_and_nearest_routeq_stage() -> No
     from bench.sections.profile import breakdown
 
     raw = "\n".join([
-        "process 1;run (asyncio/runners.py:118);run_job (/x/site-packages/arq/worker.py:500);"
+        "run (/usr/lib/asyncio/runners.py:118);run_job (/x/site-packages/arq/worker.py:500);"
         "start (/r/worker/pipeline.py:80);execute (/x/site-packages/redis/asyncio/client.py:600) 6",
-        "process 1;run (asyncio/runners.py:118);call (/r/worker/pipeline.py:120);"
+        "run (/usr/lib/asyncio/runners.py:118);call (/r/worker/pipeline.py:120);"
         "post (/r/worker/openrouter/poster.py:40);request (/x/site-packages/aiohttp/client.py:700) 3",
-        "process 1;run (asyncio/runners.py:118);_run_once (/usr/lib/asyncio/base_events.py:1900) 1",
+        "run (/usr/lib/asyncio/runners.py:118);_run_once (/usr/lib/asyncio/base_events.py:1900) 1",
         "garbage line",
     ])
     by_component, by_stage, total = breakdown(raw)

@@ -15,7 +15,7 @@ from typing import Any
 
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from worker.budget.config import BudgetDef
-from worker.budget.windows import expire_at, window_id
+from worker.budget.windows import WindowKind, expire_at, window_id
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,22 @@ def scope_value(budget: BudgetDef, context: Mapping[str, Any]) -> str | None:
     return None
 
 
+_WINDOWS: dict[tuple[Any, ...], tuple[str, int | None]] = {}  # (kind, tz, second) -> (id, expiry)
+_WINDOWS_MAX = 256
+
+
+def _window(kind: WindowKind, now: datetime, tz: tzinfo | str | None) -> tuple[str, int | None]:
+    """(window id, counter expiry) at ``now``, remembered per whole second: every window starts on
+    a whole second (offsets are whole minutes), so all instants of one second share both."""
+    key = (kind, tz, int(now.timestamp()) if now.tzinfo is not None else now)
+    hit = _WINDOWS.get(key)
+    if hit is None:
+        if len(_WINDOWS) >= _WINDOWS_MAX:
+            _WINDOWS.clear()
+        hit = _WINDOWS[key] = (window_id(kind, now, tz), expire_at(kind, now, tz))
+    return hit
+
+
 def applicable(
     budgets: Sequence[BudgetDef],
     context: Mapping[str, Any],
@@ -62,7 +78,7 @@ def applicable(
         scope = scope_value(budget, context)
         if scope is None:
             continue
-        window = window_id(budget.window, now, tz)
+        window, expiry = _window(budget.window, now, tz)
         lines.append(
             BudgetLine(
                 name=budget.name,
@@ -70,7 +86,7 @@ def applicable(
                 window=window,
                 key=Keys(prefix).budget_line(budget.name, scope, window),
                 limit_nano=budget.limit_nano,
-                expire_at=expire_at(budget.window, now, tz),
+                expire_at=expiry,
                 alerts=budget.alerts,
             )
         )
