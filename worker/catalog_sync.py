@@ -91,13 +91,7 @@ async def fetch_models(
 ) -> dict[str, Any]:
     """``GET {base_url}/models`` as a JSON object; :class:`CatalogFetchError` otherwise."""
     url = settings.models_url
-    headers = {"Accept": "application/json"}
-    if settings.api_key:
-        headers["Authorization"] = f"Bearer {settings.api_key}"
-    if settings.referer:
-        headers["HTTP-Referer"] = settings.referer
-    if settings.title:
-        headers["X-Title"] = settings.title
+    headers = settings.headers()
     timeout = httpx.Timeout(settings.attempt_timeout_s, connect=settings.connect_timeout_s)
     try:
         async with (

@@ -61,3 +61,12 @@ def test_repr_and_str_never_show_the_key() -> None:
     assert KEY not in repr(settings)
     assert KEY not in str(settings)
     assert "api_key" not in repr(settings)
+
+
+def test_every_request_carries_the_key_and_the_attribution_under_both_title_names() -> None:
+    full = OpenRouterSettings(api_key="sk-or-v1-x", referer="https://app.example", title="My App")
+    assert full.headers() == {
+        "Accept": "application/json", "Authorization": "Bearer sk-or-v1-x",
+        "HTTP-Referer": "https://app.example", "X-Title": "My App", "X-OpenRouter-Title": "My App",
+    }
+    assert OpenRouterSettings().headers() == {"Accept": "application/json"}  # nothing unset is sent

@@ -247,15 +247,7 @@ def _jsonable(value: object) -> object:
 
 
 def _headers(settings: OpenRouterSettings) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if settings.api_key:
-        headers["Authorization"] = f"Bearer {settings.api_key}"
-    if settings.referer:
-        headers["HTTP-Referer"] = settings.referer
-    if settings.title:
-        headers["X-Title"] = settings.title
-        headers["X-OpenRouter-Title"] = settings.title
-    return headers
+    return {"Content-Type": "application/json", **settings.headers()}
 
 
 def _exhausted(attempts: list[Attempt]) -> UpstreamError:

@@ -27,7 +27,7 @@ async def check_key(
     if not settings.api_key:
         raise KeyCheckFailed("OPENROUTER_API_KEY is not set: workers need a key to call OpenRouter")
     base = settings.base_url
-    headers = {"Authorization": f"Bearer {settings.api_key}"}
+    headers = settings.headers()
     last = ""
     async with httpx.AsyncClient(timeout=settings.connect_timeout_s + 5, transport=transport) as http:
         for attempt in range(attempts):

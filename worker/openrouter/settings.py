@@ -45,6 +45,19 @@ class OpenRouterSettings:
         if not self.base_url.startswith(("http://", "https://")):
             raise SettingsError(f"OPENROUTER_BASE_URL={self.base_url!r}: expected an http(s) URL")
 
+    def headers(self) -> dict[str, str]:
+        """What every request to OpenRouter carries: JSON, the key, and the app attribution
+        (``HTTP-Referer``; the title under both names OpenRouter reads)."""
+        headers = {"Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.referer:
+            headers["HTTP-Referer"] = self.referer
+        if self.title:
+            headers["X-Title"] = self.title
+            headers["X-OpenRouter-Title"] = self.title
+        return headers
+
     @property
     def chat_url(self) -> str:
         return self.base_url.rstrip("/") + "/chat/completions"
