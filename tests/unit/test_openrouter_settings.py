@@ -69,4 +69,5 @@ def test_every_request_carries_the_key_and_the_attribution_under_both_title_name
         "Accept": "application/json", "Authorization": "Bearer sk-or-v1-x",
         "HTTP-Referer": "https://app.example", "X-Title": "My App", "X-OpenRouter-Title": "My App",
     }
-    assert OpenRouterSettings().headers() == {"Accept": "application/json"}  # nothing unset is sent
+    bare = OpenRouterSettings(referer=None, title=None)
+    assert bare.headers() == {"Accept": "application/json"}  # nothing unset is sent
