@@ -18,14 +18,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer_client.envvars import SettingsError
+from producer_client.envvars import SettingsError, env_str
 from producer_client.lean_redis import lean_pool
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_url(env: dict[str, str] | None = None) -> str:
-    return (env if env is not None else dict(os.environ)).get("REDIS_URL", DEFAULT_URL)
+    """``REDIS_URL``; unset or empty means the default, as for every setting."""
+    return env_str(env if env is not None else os.environ, "REDIS_URL", DEFAULT_URL)
 
 
 def check_redis_url(url: str, *, name: str = "REDIS_URL") -> str:

@@ -1,23 +1,24 @@
 """The worker's event loop: uvloop when it is installed, else asyncio's own.
 
-uvloop runs the same asyncio programs on libuv, in C; the worker's per-job CPU dropped by about a
-tenth with it (README, benchmarks). It is part of the ``worker`` extra on platforms that have it;
+uvloop runs the same asyncio programs on libuv, in C; the worker spends 2-4% less CPU per job
+with it (README, Dependencies). It is part of the ``worker`` extra on platforms that have it;
 ``ROUTEQ_EVENT_LOOP=asyncio`` keeps the standard loop (to rule it out when debugging).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
+EVENT_LOOPS: Final = ("uvloop", "asyncio")
 
 
-def name() -> str:
-    """The loop :func:`run` uses: "uvloop" or "asyncio"."""
-    if os.environ.get("ROUTEQ_EVENT_LOOP", "uvloop").strip().lower() == "asyncio":
+def name(wanted: str = "uvloop") -> str:
+    """The loop :func:`run` uses for ``wanted`` (``ROUTEQ_EVENT_LOOP``): "uvloop" when asked for
+    and installed, else "asyncio"."""
+    if wanted == "asyncio":
         return "asyncio"
     try:
         import uvloop  # noqa: F401
@@ -26,8 +27,8 @@ def name() -> str:
     return "uvloop"
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    if name() == "uvloop":
+def run(main: Coroutine[Any, Any, T], wanted: str = "uvloop") -> T:
+    if name(wanted) == "uvloop":
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -231,7 +231,7 @@ def _start_fields(settings: WorkerSettings, where: str) -> dict[str, Any]:
         "heartbeat_s": settings.heartbeat_s, "rules_file": str(settings.rules_path or "shipped"),
         "catalog_file": str(settings.catalog_path or "shipped"), "openrouter": settings.openrouter.base_url,
         "metrics_port": settings.metrics.port, "store_prompts": settings.store_prompts,
-        "rollup_days": settings.rollup_days, "event_loop": loop.name(),
+        "rollup_days": settings.rollup_days, "event_loop": loop.name(settings.event_loop),
     }
 
 
@@ -243,7 +243,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        loop.run(run_worker(settings))
+        loop.run(run_worker(settings), settings.event_loop)
     except RulesError as exc:
         print(f"routeq worker: rules are invalid:\n{exc}", file=sys.stderr)
         return 2

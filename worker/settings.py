@@ -24,6 +24,7 @@ from producer_client.envvars import (
 )
 from producer_client.keys import DEFAULT_PREFIX
 from worker.health import BreakerSettings
+from worker.loop import EVENT_LOOPS
 from worker.openrouter import OpenRouterSettings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -83,6 +84,7 @@ class WorkerSettings:
     catalog_path: Path | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    event_loop: str = "uvloop"  # "asyncio" keeps the standard loop (worker/loop.py)
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     openrouter: OpenRouterSettings = field(default_factory=OpenRouterSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
@@ -111,7 +113,8 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         e = dict(os.environ if env is None else env)
-        queues = tuple(q.strip() for q in e.get("ROUTEQ_QUEUES", "interactive,batch").split(",") if q.strip())
+        named = env_str(e, "ROUTEQ_QUEUES", "interactive,batch")
+        queues = tuple(q.strip() for q in named.split(",") if q.strip())
         if not queues:
             raise SettingsError("ROUTEQ_QUEUES: name at least one queue")
         max_jobs = env_int(e, "ROUTEQ_MAX_JOBS", 1000, low=1)
@@ -142,6 +145,7 @@ class WorkerSettings:
             catalog_path=Path(catalog) if catalog else None,
             log_level=env_choice(e, "ROUTEQ_LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=env_choice(e, "ROUTEQ_LOG_FORMAT", "text", LOG_FORMATS),
+            event_loop=env_choice(e, "ROUTEQ_EVENT_LOOP", "uvloop", EVENT_LOOPS),
             openrouter=OpenRouterSettings.from_env(e),
             breaker=BreakerSettings.from_env(e),
             metrics=MetricsSettings.from_env(e),

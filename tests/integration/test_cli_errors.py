@@ -108,6 +108,9 @@ def cases(p: Places, tmp: Path) -> list[Case]:
              "context.needs_tools"),
         Case("prompt file missing", [*ROUTEQ, "submit", "--prompt-file", str(tmp / "none.txt")],
              {"REDIS_URL": p.redis}, 2, "No such file"),
+        Case("context not JSON", [*ROUTEQ, "submit", "--prompt", "x", "--context", "{bad"],
+             {"REDIS_URL": p.redis}, 2, "--context is not valid JSON"),
+        Case("event loop", WORKER, {**w, "ROUTEQ_EVENT_LOOP": "tokio"}, 2, "ROUTEQ_EVENT_LOOP='tokio'"),
     ]
     return out
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from worker.cli import exits
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -21,11 +23,13 @@ def print_json(doc: Any, *, pretty: bool = False) -> None:
 
 
 def parse_json_arg(raw: str, what: str) -> Any:
-    """A JSON command-line argument, or a SystemExit naming the argument and the problem."""
+    """A JSON command-line argument, or one line naming the argument and the problem, then
+    SystemExit with the usage exit code (2: bad input, nothing was done)."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise SystemExit(f"routeq: {what} is not valid JSON: {exc}") from None
+        print(f"routeq: {what} is not valid JSON: {exc}", file=sys.stderr)
+        raise SystemExit(exits.USAGE) from None
 
 
 def fail(message: str, code: int = 1) -> int:

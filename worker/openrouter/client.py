@@ -122,7 +122,9 @@ class OpenRouterClient:
         attempts: list[Attempt],
         on_attempt: OnAttempt | None,
     ) -> Completion | Failure:
-        content = orjson.dumps(_body(request, window), default=_jsonable)
+        # A copy of the right size: orjson's own bytes keep its 4 KiB buffer, and the body lives
+        # as long as the call (retries resend it), so 1,000 calls in flight held 4 MiB of slack.
+        content = bytes(memoryview(orjson.dumps(_body(request, window), default=_jsonable)))
         retry = 0
         while True:
             self._check_deadline(deadline, attempts)
