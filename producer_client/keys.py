@@ -86,6 +86,27 @@ class Keys:
         return f"{self.prefix}budget:"
 
     @property
+    def circuits(self) -> str:
+        """Sorted set of the models' circuit hashes (``health:{model}``) scored by their expiry
+        (epoch ms), so operators list circuits without a SCAN. No TTL: owner the circuit script,
+        which adds a hash when it records a failure and removes it on success; readers drop
+        members whose hash has expired."""
+        return f"{self.prefix}health-circuits"
+
+    @property
+    def account_blocks(self) -> str:
+        """Sorted set of the account-block keys (``health:account:{id}``) scored by when the block
+        ends (epoch ms). No TTL: owner the worker that sets a block; readers drop ended ones."""
+        return f"{self.prefix}health-blocks"
+
+    @property
+    def budget_lines(self) -> str:
+        """Sorted set of every budget counter key, scored by the counter's expiry (unix s; +inf for
+        ``total``), so operators list counters without a SCAN. No TTL: owner the reserve script,
+        which adds each counter it writes; readers drop members whose expiry has passed."""
+        return f"{self.prefix}budget-lines"
+
+    @property
     def budget_alerts(self) -> str:
         """Stream of budget threshold crossings. No TTL: owner the budget scripts, which cap it
         at 10,000 entries."""

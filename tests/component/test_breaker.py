@@ -16,6 +16,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from producer_client.keys import Keys
 from tests.support.procs import RedisServer, free_port
 from worker.health import BreakerSettings, ModelHealth
 from worker.openrouter import Attempt, ChatRequest, OpenRouterClient, OpenRouterSettings, UpstreamError
@@ -396,3 +397,28 @@ async def _calls(redis: Redis) -> dict[str, int]:
         for k, v in stats.items()
         if (name := k.removeprefix("cmdstat_")) not in inside_scripts
     }
+
+
+async def test_circuits_and_blocks_are_listed_from_their_indexes_and_cleared_with_them(
+    workers: Workers, clock: Clock
+) -> None:
+    w = workers()
+    keys = Keys()
+    await fail_n(w, 2, A)
+    await fail_n(w, 1, B)
+    assert await w.redis.zcard(keys.circuits) == 2
+    await w.record(success(B))  # a success deletes the hash and its index entry
+    assert [st.model for st in await w.status()] == [A]
+    assert await w.redis.zrange(keys.circuits, 0, -1) == [w.key(A).encode()]
+    await w.redis.hset(w.key("rogue/model"), mapping={"state": "open"})  # type: ignore[misc]
+    assert [st.model for st in await w.status()] == [A]  # listed from the index: no SCAN
+    await w.record(failure(A, status=401, error_type="auth"))
+    blocks = await w.blocks()
+    assert list(blocks) == ["no-key"] and blocks["no-key"].error_type == "auth"
+    assert await w.clear("account") == 1
+    assert await w.blocks() == {} and await w.redis.zcard(keys.account_blocks) == 0
+    assert await w.clear(A) == 1 and await w.status() == []
+    assert await w.redis.zcard(keys.circuits) == 0
+    # Entries of hashes that expired over an hour ago leave the index at the next listing.
+    await w.redis.zadd(keys.circuits, {w.key(C): int((clock.t - 7200) * 1000)})
+    assert await w.status() == [] and await w.redis.zcard(keys.circuits) == 0

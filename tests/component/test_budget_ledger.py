@@ -452,3 +452,17 @@ async def test_concurrent_reclaimers_and_zombie_settles_charge_once(real_redis: 
     assert all(s.replayed for s in settles if s.state == "reclaimed")
     assert sorted(s.job_id for s in settles if s.state == "reclaimed") == sorted(reclaimed)
     assert await counters(real_redis, lines) == [(len(settled) * 40 + len(reclaimed) * 100, 0)]
+
+
+async def test_counters_are_listed_from_their_index_which_drops_long_expired_ones(redis: Redis) -> None:
+    ledger = BudgetLedger(redis)
+    lines = lines_for(1000, 500, user="u-9")
+    await ledger.reserve("idx", lines, 10)
+    scores = dict(await redis.zrange(ledger.lines_key, 0, -1, withscores=True))  # type: ignore[misc]
+    assert {k.decode() for k in scores} == {line.key for line in lines}
+    for line in lines:  # each member is scored by its counter's expiry, as the counter expires
+        assert scores[line.key.encode()] == (float("inf") if line.expire_at is None else line.expire_at)
+    # A counter that expired long ago leaves the index at the next listing; a live one stays.
+    await redis.zadd(ledger.lines_key, {"routeq:budget:old:global:2020-01-01": 1_600_000_000})
+    assert sorted(s.key for s in await ledger.status_all()) == sorted(line.key for line in lines)
+    assert await redis.zscore(ledger.lines_key, "routeq:budget:old:global:2020-01-01") is None

@@ -14,13 +14,14 @@ reservation, so they need a single Redis node (not a cluster).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from producer_client.keys import DEFAULT_PREFIX, Keys, glob_escape
+from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.lua import lua_script
 from worker.batched_script import BatchedScript
 from worker.budget import replies
@@ -75,6 +76,10 @@ class BudgetLedger:
         return Keys(self.prefix).reservation_leases
 
     @property
+    def lines_key(self) -> str:
+        return Keys(self.prefix).budget_lines
+
+    @property
     def alerts_key(self) -> str:
         return Keys(self.prefix).budget_alerts
 
@@ -108,7 +113,8 @@ class BudgetLedger:
             alerts = ",".join(map(str, line.alerts))
             args += [line.limit_nano, expire, line.name, line.scope, line.window, alerts]
         try:
-            reply = await self._reserve(keys=[self.resv_key(job_id), self.leases_key, *keys], args=args)
+            reply = await self._reserve(keys=[self.resv_key(job_id), self.leases_key, self.lines_key, *keys],
+                                        args=args)
         except ResponseError as exc:
             if "already past on the Redis clock" in str(exc):
                 raise WindowEnded(str(exc).removeprefix("ERR ")) from None
@@ -122,7 +128,8 @@ class BudgetLedger:
         _check_job(job_id)
         _check_amount("amount_nano", amount_nano)
         reply = await self._reserve(
-            keys=[self.resv_key(job_id), self.leases_key], args=[job_id, amount_nano, 1, self.keep_s, "add"]
+            keys=[self.resv_key(job_id), self.leases_key, self.lines_key],
+            args=[job_id, amount_nano, 1, self.keep_s, "add"],
         )
         return replies.reservation(job_id, amount_nano, lines, reply)
 
@@ -182,7 +189,8 @@ class BudgetLedger:
         ]
 
     async def status_all(self) -> list[BudgetState]:
-        """Every budget counter under the prefix, sorted by key (SCAN: for operators, not jobs)."""
+        """Every live budget counter under the prefix, sorted by key, from the lines index (no
+        SCAN: its cost follows the number of counters, not the size of the keyspace)."""
         keys = await self._counter_keys()
         rows: list[list[Any]] = []
         for start in range(0, len(keys), 500):
@@ -221,11 +229,13 @@ class BudgetLedger:
         return count
 
     async def _counter_keys(self) -> list[str]:
-        pattern = glob_escape(self.prefix) + "budget:*"
-        found = {
-            replies.text(key) async for key in self.redis.scan_iter(match=pattern, count=1000, _type="hash")
-        }
-        return sorted(found)
+        """The index's members, after dropping those whose counter expired over an hour ago (the
+        margin covers clock skew; a counter just expired is skipped by ``status_all`` anyway)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self.lines_key, "-inf", f"({int(time.time()) - 3600}")
+            pipe.zrange(self.lines_key, 0, -1)
+            _, members = await pipe.execute()
+        return sorted(replies.text(key) for key in members)
 
     async def _emit(self, alerts: Sequence[BudgetAlert]) -> None:
         if alerts and self.on_alerts is not None:

@@ -7,7 +7,7 @@ Sources, and why each:
 - spend by model, routing mix by rule and latency percentiles per hour: the hourly rollups
   (``worker/analytics/rollups.py`` sums them), re-read at most every ``ROLLUP_TTL_S``;
 - experiment arms: the rollups' ``variant`` dimension over the last week;
-- budget lines: the ledger's listing (a SCAN: cached like the rollups);
+- budget lines: the ledger's listing (its index set, no SCAN; cached like the rollups);
 - workers and queues: the heartbeats and queue zsets, fresh on every refresh.
 
 Amounts of money are decimal strings (exact) where they are shown as numbers, and floats only in

@@ -46,7 +46,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from producer_client.envvars import SettingsError, env_float, env_int
-from producer_client.keys import DEFAULT_PREFIX, glob_escape
+from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.lua import lua_script
 from worker.openrouter.models import Attempt
 
@@ -217,6 +217,7 @@ class ModelHealth:
         self._settings = settings
         self._clock = clock
         self._account = account
+        self._keys = Keys(prefix)
         self._check = redis.register_script(lua_script("worker", "health_check.lua"))
         self._record = redis.register_script(lua_script("worker", "health_record.lua"))
         # Models the latest check saw closed with no failures: a success on them changes nothing,
@@ -302,7 +303,8 @@ class ModelHealth:
             *(["f"] * len(failed)), *(["s"] * len(succeeded)),
         ]
         try:
-            statuses = await self._record(keys=[self.key(m) for m in models], args=args)
+            keys = [self._keys.circuits, *(self.key(m) for m in models)]
+            statuses = await self._record(keys=keys, args=args)
         except RedisError as exc:
             log.warning("circuit update for %s failed (%s); outcome dropped", ",".join(models), exc)
             return
@@ -338,14 +340,9 @@ class ModelHealth:
         return block if block.until > self._clock() else None
 
     async def status(self) -> list[ModelStatus]:
-        """Every model with circuit state, sorted by name (SCAN, so safe on a busy server)."""
+        """Every model with circuit state, sorted by name, from the circuits index (no SCAN)."""
         base = self.key("")
-        accounts = self.key(f"{ACCOUNT}:")
-        keys = [
-            k
-            async for k in self.redis.scan_iter(match=glob_escape(base) + "*", count=500)
-            if not _text(k).startswith(accounts)
-        ]
+        keys = await self._indexed(self._keys.circuits)
         if not keys:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -354,31 +351,49 @@ class ModelHealth:
             hashes = await pipe.execute()
         now_ms = self._now_ms()
         out = [
-            _model_status(_text(k)[len(base):], {_text(f): _text(v) for f, v in h.items()}, now_ms)
+            _model_status(k[len(base):], {_text(f): _text(v) for f, v in h.items()}, now_ms)
             for k, h in zip(keys, hashes, strict=True)
-            if h
+            if h and k.startswith(base)
         ]
         return sorted(out, key=lambda st: st.model)
 
     async def blocks(self) -> dict[str, AccountBlock]:
         """Every account block in force, by account id (for ``routeq health``)."""
         prefix = self.key(f"{ACCOUNT}:")
+        keys = [k for k in await self._indexed(self._keys.account_blocks) if k.startswith(prefix)]
         out: dict[str, AccountBlock] = {}
-        async for k in self.redis.scan_iter(match=glob_escape(prefix) + "*", count=500):
-            block = self._parse_block(await self.redis.get(k))
+        for k, raw in zip(keys, await self.redis.mget(keys) if keys else [], strict=True):
+            block = self._parse_block(raw)
             if block is not None:
-                out[_text(k)[len(prefix):]] = block
+                out[k[len(prefix):]] = block
         return out
 
     async def clear(self, target: str) -> int:
         """Close a model's circuit (``target`` = model id), or lift every account block
         (``target`` = ``"account"``); returns how many keys were removed."""
         if target == ACCOUNT:
-            prefix = self.key(f"{ACCOUNT}:")
-            keys = [k async for k in self.redis.scan_iter(match=glob_escape(prefix) + "*", count=500)]
-            return int(await self.redis.delete(*keys)) if keys else 0
+            keys = await self._indexed(self._keys.account_blocks)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if keys:
+                    pipe.delete(*keys)
+                pipe.delete(self._keys.account_blocks)
+                removed = await pipe.execute()
+            return int(removed[0]) if keys else 0
         self._clean.discard(target)
-        return int(await self.redis.delete(self.key(target)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key(target))
+            pipe.zrem(self._keys.circuits, self.key(target))
+            deleted, _ = await pipe.execute()
+        return int(deleted)
+
+    async def _indexed(self, index: str) -> list[str]:
+        """An index's members, after dropping those that expired over an hour ago (the margin
+        covers clock skew between workers; an expired key itself reads as absent anyway)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(index, "-inf", f"({self._now_ms() - 3_600_000}")
+            pipe.zrange(index, 0, -1)
+            _, members = await pipe.execute()
+        return [_text(m) for m in members]
 
     async def _block_account(self, error_type: str, attempt: Attempt) -> None:
         s = self._settings
@@ -394,7 +409,10 @@ class ModelHealth:
         message = f"{what}{detail}; every worker using this key pauses upstream calls until {when}"
         doc = orjson.dumps({"error_type": error_type, "message": message, "until": until})
         try:
-            await self.redis.set(self.account_key, doc, px=_ms(cooldown))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.account_key, doc, px=_ms(cooldown))
+                pipe.zadd(self._keys.account_blocks, {self.account_key: _ms(until)})
+                await pipe.execute()
         except RedisError as exc:
             log.warning("could not set the account block (%s)", exc)
             return

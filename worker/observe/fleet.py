@@ -1,8 +1,8 @@
 """Everything ``routeq status`` shows, read in a handful of round trips.
 
 Queues, flow, workers and the active rules cost O(queues + workers); circuits, account blocks
-and budget lines come from the breaker's and the ledger's own listings, which SCAN the prefix
-(fine for an operator's command; the workers' metrics read them another way).
+and budget lines come from the breaker's and the ledger's own index sets (``Keys.circuits``,
+``account_blocks``, ``budget_lines``): O(circuits + blocks + counters), never a SCAN.
 """
 
 from __future__ import annotations

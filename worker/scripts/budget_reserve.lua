@@ -1,6 +1,6 @@
 --! include budget_common.lua
 -- Reserve `amount` on every counter, or on none.
--- KEYS: resv, leases, counter 1..n
+-- KEYS: resv, leases, lines index (zset: counter key -> expiry), counter 1..n
 -- ARGV: job_id, amount, lease_ms, keep_s, mode, then per counter: limit, expire_at|'', name,
 --       scope, window, alerts ("50,80,100")
 -- mode 'new':     a job id that already has a reservation (any state) gets it back unchanged: a
@@ -12,7 +12,7 @@
 --                 billed, so a retry needs a fresh worst case held).
 -- Replies: {'reserved'|'replayed'|'added', state, amount, deadline, rows} or {'denied', i, spent,
 -- reserved} (i-th counter short) or {'none'} ('add' without an open reservation).
-local resv, leases = KEYS[1], KEYS[2]
+local resv, leases, index = KEYS[1], KEYS[2], KEYS[3]
 local job, amount, lease_ms, keep_s, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local amt = tonumber(amount)
 
@@ -47,7 +47,7 @@ if held then
 end
 
 local keys = {}
-for i = 3, #KEYS do keys[#keys + 1] = KEYS[i] end
+for i = 4, #KEYS do keys[#keys + 1] = KEYS[i] end
 local base0 = 5
 
 -- EXPIREAT on a past instant deletes the key at once: the counter would vanish with the money
@@ -81,7 +81,12 @@ for i, key in ipairs(keys) do
   local spent = redis.call('HINCRBY', key, 'spent', 0)
   redis.call('HSET', key, 'limit', ARGV[b + 1], 'name', ARGV[b + 3], 'scope', ARGV[b + 4],
     'window', ARGV[b + 5], 'alerts', ARGV[b + 6])
-  if ARGV[b + 2] ~= '' then redis.call('EXPIREAT', key, ARGV[b + 2]) end
+  if ARGV[b + 2] ~= '' then
+    redis.call('EXPIREAT', key, ARGV[b + 2])
+    redis.call('ZADD', index, ARGV[b + 2], key)
+  else
+    redis.call('ZADD', index, '+inf', key)
+  end
   fields[#fields + 1] = 'key:' .. i
   fields[#fields + 1] = key
   rows[i] = {key, spent, reserved, ARGV[b + 1], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]}

@@ -5,10 +5,10 @@
 -- the cooldown doubled, up to the cap. Failures that land while the circuit is open and cooling
 -- down come from calls started before it opened: they are counted but do not move the clock.
 -- A Retry-After hint longer than the cooldown (429/503) stretches the opening, up to the cap.
--- KEYS = health hashes. ARGV[1] now ms, ARGV[2] threshold, ARGV[3] base cooldown ms,
--- ARGV[4] max cooldown ms, ARGV[5] key ttl ms, ARGV[6] retry-after ms (0 = none),
--- ARGV[7] error type, ARGV[7 + i] 's' or 'f' for KEYS[i].
--- Returns, per key: 'closed' | 'healthy' | 'counted' | 'opened' | 'reopened' | 'cooling'.
+-- KEYS[1] = the circuits index (zset: hash key -> expiry ms), KEYS[2..] = health hashes.
+-- ARGV[1] now ms, ARGV[2] threshold, ARGV[3] base cooldown ms, ARGV[4] max cooldown ms, ARGV[5] key ttl ms, ARGV[6] retry-after ms (0 = none),
+-- ARGV[7] error type, ARGV[6 + i] 's' or 'f' for KEYS[i] (i >= 2).
+-- Returns, per health hash: 'closed' | 'healthy' | 'counted' | 'opened' | 'reopened' | 'cooling'.
 local now = tonumber(ARGV[1])
 local threshold = tonumber(ARGV[2])
 local base = tonumber(ARGV[3])
@@ -27,12 +27,15 @@ local function open(key, fails, trips)
              'cooldown', cooldown, 'opened', now, 'probe', 0, 'err', err)
 end
 
+local index = KEYS[1]
 local out = {}
-for i, key in ipairs(KEYS) do
+for i = 2, #KEYS do
+  local key = KEYS[i]
   local h = redis.call('HMGET', key, 'state', 'until', 'fails', 'trips')
   local status
-  if ARGV[7 + i] == 's' then
+  if ARGV[6 + i] == 's' then
     if redis.call('DEL', key) == 1 and h[1] == 'open' then status = 'closed' else status = 'healthy' end
+    redis.call('ZREM', index, key)
   else
     local fails = (tonumber(h[3]) or 0) + 1
     local trips = tonumber(h[4]) or 0
@@ -52,6 +55,7 @@ for i, key in ipairs(KEYS) do
       status = 'counted'
     end
     redis.call('PEXPIRE', key, ttl)
+    redis.call('ZADD', index, now + ttl, key)
   end
   out[#out + 1] = status
 end
