@@ -281,6 +281,17 @@ def test_cli_retry_all_of_one_error_type(cli: fakeredis.FakeServer, capsys: Capt
     assert state(cli)["batch"] == ["b2"]
 
 
+def test_cli_retry_respects_the_queue_depth_cap(
+    cli: fakeredis.FakeServer, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(cli, ("a1", "timeout"), ("b2", "timeout"))
+    monkeypatch.setenv("ROUTEQ_MAX_QUEUE_DEPTH", "1")
+    assert main(["retry", "--all"]) == 1  # room for one: the other is refused and stays failed
+    out = capsys.readouterr()
+    assert "re-queued 1 of 2" in out.out and "maximum depth" in out.err
+    assert len(state(cli)["batch"]) == 1 and len(state(cli)["failed"]) == 1
+
+
 @pytest.mark.parametrize("argv", [["retry"], ["retry", "a1", "--all"], ["retry", "a1", "--error-type", "x"]])
 def test_cli_retry_needs_exactly_one_target(
     cli: fakeredis.FakeServer, capsys: Capture, argv: list[str]

@@ -76,10 +76,15 @@ def _retry(args: argparse.Namespace) -> int:
     if args.error_type and not args.all:
         return fail("--error-type only goes with --all", 2)
     from producer_client.client import Client
+    from producer_client.envvars import env_int
     from worker.deadletters import RetryRefused, list_failed, requeue
 
+    # Backpressure as for any producer: a full queue refuses the retry (nothing changes).
+    depth = env_int(os.environ, "ROUTEQ_MAX_QUEUE_DEPTH", 0, low=0)
+
     async def go(redis: Redis, keys: Keys) -> int:
-        client = Client(redis, prefix=keys.prefix, queue=args.queue, url_for_errors=_where(args))
+        client = Client(redis, prefix=keys.prefix, queue=args.queue, url_for_errors=_where(args),
+                        max_queue_depth=depth)
         if not args.all:
             await requeue(client, args.job_id)
             print(f"re-queued {args.job_id} on {args.queue}")
