@@ -27,6 +27,7 @@ from worker.batched_script import BatchedScript
 from worker.budget import replies
 from worker.budget.lines import BudgetLine
 from worker.budget.records import BudgetAlert, BudgetState, Reservation, Settlement
+from worker.index_sets import live_members
 
 AlertHook = Callable[[Sequence[BudgetAlert]], Awaitable[None]]
 
@@ -229,13 +230,8 @@ class BudgetLedger:
         return count
 
     async def _counter_keys(self) -> list[str]:
-        """The index's members, after dropping those whose counter expired over an hour ago (the
-        margin covers clock skew; a counter just expired is skipped by ``status_all`` anyway)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(self.lines_key, "-inf", f"({int(time.time()) - 3600}")
-            pipe.zrange(self.lines_key, 0, -1)
-            _, members = await pipe.execute()
-        return sorted(replies.text(key) for key in members)
+        """The counters' index (scored by expiry, unix s); one just expired is skipped above."""
+        return sorted(await live_members(self.redis, self.lines_key, time.time()))
 
     async def _emit(self, alerts: Sequence[BudgetAlert]) -> None:
         if alerts and self.on_alerts is not None:

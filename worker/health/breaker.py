@@ -48,6 +48,7 @@ from redis.exceptions import NoScriptError, RedisError
 from producer_client.envvars import SettingsError, env_float, env_int
 from producer_client.keys import DEFAULT_PREFIX, Keys
 from producer_client.lua import lua_script
+from worker.index_sets import live_members
 from worker.openrouter.models import Attempt
 
 log = logging.getLogger("routeq.health")
@@ -387,13 +388,8 @@ class ModelHealth:
         return int(deleted)
 
     async def _indexed(self, index: str) -> list[str]:
-        """An index's members, after dropping those that expired over an hour ago (the margin
-        covers clock skew between workers; an expired key itself reads as absent anyway)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(index, "-inf", f"({self._now_ms() - 3_600_000}")
-            pipe.zrange(index, 0, -1)
-            _, members = await pipe.execute()
-        return [_text(m) for m in members]
+        """An index's members (scored by expiry, epoch ms, on this breaker's clock)."""
+        return await live_members(self.redis, index, self._clock(), per_second=1000)
 
     async def _block_account(self, error_type: str, attempt: Attempt) -> None:
         s = self._settings
