@@ -31,8 +31,8 @@ end
 local old = redis.call('HMGET', KEYS[2], 'score', 'label', 'rlabel')
 local LABEL_CAP = tonumber(ARGV[5]) or 100
 local rlabel = ARGV[2]
-if live and rlabel ~= '' then
-  local set = string.gsub(hour, 'rollup:%d+$', 'rollup:dim:label')
+if live and base and rlabel ~= '' then
+  local set = base .. 'dim:label'
   if redis.call('SISMEMBER', set, rlabel) == 0 then
     if redis.call('SCARD', set) < LABEL_CAP then redis.call('SADD', set, rlabel) else rlabel = 'other' end
   end
