@@ -7,6 +7,7 @@ a documented owner: what writes it and what bounds it (see the README's key tabl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "routeq:"
@@ -205,6 +206,15 @@ class Keys:
     def feedback(self, job_id: str) -> str:
         """A job's feedback: score, label, comment, at (replaced by a second feedback)."""
         return f"{self.prefix}feedback:{job_id}"
+
+
+def numbered_base(key_of: Callable[[int], str]) -> str:
+    """The key ``key_of(n)`` minus its number, for Lua scripts that build ``base .. n`` themselves;
+    ValueError if ``key_of`` does not simply end with the number."""
+    base = key_of(0).removesuffix("0")
+    if key_of(123) != f"{base}123":
+        raise ValueError(f"{key_of.__qualname__} must end with the version number")
+    return base
 
 
 def glob_escape(text: str) -> str:

@@ -24,9 +24,10 @@ from typing import Any, Final
 import orjson
 from redis.asyncio import Redis
 
-from producer_client.keys import Keys
+from producer_client.keys import Keys, numbered_base
 from producer_client.lua import lua_script
 from worker.catalog import Catalog, CatalogError, Refusal, validate_models_json
+from worker.stored_json import stored_object
 
 #: Versions kept in Redis (older ones are deleted when a new one is stored).
 KEEP_VERSIONS: Final = 10
@@ -61,10 +62,7 @@ class CatalogStore:
         self.redis = redis
         self.keys = keys
         self.keep = keep
-        base = keys.catalog_version(0).removesuffix("0")
-        if keys.catalog_version(123) != f"{base}123":  # the script builds version keys as base .. n
-            raise ValueError("Keys.catalog_version must end with the version number")
-        self._base = base
+        self._base = numbered_base(keys.catalog_version)  # the script builds version keys as base .. n
         self._store = redis.register_script(lua_script("worker", "catalog_store.lua"))
 
     async def active(self) -> int | None:
@@ -153,14 +151,7 @@ class CatalogStore:
         await self.redis.set(self.keys.catalog_report, orjson.dumps(report))
 
     async def report(self) -> dict[str, Any] | None:
-        raw = await self.redis.get(self.keys.catalog_report)
-        if raw is None:
-            return None
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        return doc if isinstance(doc, dict) else None
+        return stored_object(await self.redis.get(self.keys.catalog_report))
 
 
 def refusals_json(refused: Sequence[Refusal]) -> bytes:

@@ -33,7 +33,7 @@ import orjson
 from redis.asyncio import Redis
 
 from producer_client.errors import RouteqError
-from producer_client.keys import Keys
+from producer_client.keys import Keys, numbered_base
 from producer_client.lua import lua_script
 from worker.rules.model import thaw
 
@@ -120,10 +120,7 @@ class RulesStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        base = keys.rules_version(0).removesuffix("0")
-        if keys.rules_version(123) != f"{base}123":  # the scripts build version keys as base .. n
-            raise ValueError("Keys.rules_version must end with the version number")
-        self._base = base
+        self._base = numbered_base(keys.rules_version)  # the scripts build version keys as base .. n
         self._push = redis.register_script(lua_script("worker", "rules_push.lua"))
         self._activate = redis.register_script(lua_script("worker", "rules_activate.lua"))
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
 from redis.asyncio import Redis
 
 from producer_client.keys import Keys
 from worker.heartbeat import MISSED_BEATS
+from worker.stored_json import stored_object
 
 MAX_WORKERS = 1000  # listed at most (newest beats first)
 
@@ -60,7 +60,7 @@ async def read_workers(redis: Redis, keys: Keys, limit: int = MAX_WORKERS) -> li
     docs = await redis.mget([keys.worker(n) for n in names])
     live, lost = [], []
     for (name, score), raw in zip(zip(names, (s for _, s in scored), strict=True), docs, strict=True):
-        doc = _doc(raw)
+        doc = stored_object(raw)
         if doc is None:
             lost.append(WorkerView(name, "lost", int(score)))
         else:
@@ -79,16 +79,6 @@ def fresh(worker: WorkerView, now_ms: int | None = None, missed_beats: int = MIS
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     interval_ms = float(worker.doc.get("interval_s", 2.0)) * 1000
     return worker.state == "live" and now_ms - worker.last_beat_ms <= missed_beats * interval_ms
-
-
-def _doc(raw: bytes | str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _text(value: bytes | str) -> str:
